@@ -1,0 +1,30 @@
+# Two set-up commands (see README.md): `make run` and `make test`.
+# Both create .venv on first use: the pinned CPU torch wheel first, then the package.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.lightrestore-installed
+ARGS ?=
+
+.PHONY: setup run test lint clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+run: setup
+	$(PY) -m lightrestore experiment=ondemand_inpaint $(ARGS)
+
+test: setup
+	$(PY) -m pytest $(ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check src tests
+
+clean-venv:
+	rm -rf $(VENV)
