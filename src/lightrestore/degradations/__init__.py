@@ -1,0 +1,19 @@
+"""Degradation families with difficulty ladders (see :mod:`.base` for the contract)."""
+
+from __future__ import annotations
+
+from lightrestore.degradations.base import Degradation, Ladder, Params
+from lightrestore.degradations.blur import GaussianBlur
+from lightrestore.degradations.inpaint import Inpaint
+from lightrestore.degradations.interpolate import Interpolate
+from lightrestore.degradations.noise import GaussianNoise
+
+__all__ = [
+    "Degradation",
+    "GaussianBlur",
+    "GaussianNoise",
+    "Inpaint",
+    "Interpolate",
+    "Ladder",
+    "Params",
+]

@@ -97,8 +97,7 @@ class Ladder:
 
     def describe(self, level: int) -> str:
         lo, hi = self.bounds(level)
-        fmt = (lambda v: f"{v:g}")
-        return f"{fmt(lo)}-{fmt(hi)}{self.unit}"
+        return f"{lo:g}-{hi:g}{self.unit}"
 
     def check_levels(self, levels: Iterable[int] | Tensor, *, allow_extra: bool = True) -> None:
         """Raise :class:`LevelError` if any level is outside the ladder.
@@ -255,4 +254,3 @@ class Degradation(abc.ABC):
     def __repr__(self) -> str:
         bins = ", ".join(self.ladder.describe(i) for i in self.ladder.test_levels)
         return f"{type(self).__name__}(levels: {bins})"
-

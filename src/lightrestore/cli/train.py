@@ -1,0 +1,153 @@
+"""``python -m lightrestore``: train, then test on every level, in a unique run folder.
+
+    python -m lightrestore experiment=ondemand_inpaint
+    python -m lightrestore experiment=rigidjoint_deblur data=folder data.source.root=/data/celeba
+    python -m lightrestore -m experiment=ondemand_inpaint curriculum=ondemand,rigid_joint
+    python -m lightrestore --help          # config groups and options
+
+The run folder (``logs/<task_name>/runs/<time>_<pid>/``) holds the resolved config
+(``.hydra/``), ``checkpoints/``, ``results.{json,md,csv}``, ``allocation.csv``,
+``images/`` and the CSV / wandb logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from lightrestore.config import config_dir, register_resolvers
+from lightrestore.errors import UserError, find_user_error
+
+log = logging.getLogger("lightrestore")
+
+register_resolvers()
+
+
+def instantiate(node: Any, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` that re-raises a user error hidden inside Hydra's
+    ``InstantiationException`` as itself, so its message reaches the user unchanged."""
+    import hydra
+
+    try:
+        return hydra.utils.instantiate(node, **kwargs)
+    except Exception as exc:
+        user = find_user_error(exc)
+        if user is None or user is exc:
+            raise
+        raise user from None
+
+
+def build(cfg: Any) -> dict[str, Any]:
+    """Instantiate everything a run needs from a composed config (no training).
+
+    Returns a dict with ``degradation, datamodule, model, method, callbacks,
+    loggers, trainer``. Used by the CLI and by the config tests.
+    """
+    from omegaconf import OmegaConf
+
+    from lightrestore.methods.restoration import RestorationModule
+
+    degradation = instantiate(cfg.task.degradation)
+    datamodule = instantiate(cfg.data, degradation=degradation)
+    ladder = degradation.ladder
+    model = instantiate(cfg.model)
+    loss = instantiate(cfg.loss)
+    method = instantiate(
+        cfg.method,
+        model=model,
+        loss=loss,
+        n_val_levels=ladder.n_levels,
+        n_test_levels=ladder.extra_level,
+    )
+    if not isinstance(method, RestorationModule):
+        raise UserError(f"method {type(method).__name__} is not a lightrestore method")
+    keys = [k for k in cfg if k != "hydra"]
+    method.run_config = OmegaConf.to_container(OmegaConf.masked_copy(cfg, keys), resolve=True)
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    if cfg.get("curriculum") is not None:
+        callbacks.append(instantiate(cfg.curriculum))
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    return {
+        "degradation": degradation,
+        "datamodule": datamodule,
+        "model": model,
+        "method": method,
+        "callbacks": callbacks,
+        "loggers": loggers,
+        "trainer": trainer,
+    }
+
+
+def _route_lightning_logs_to_root() -> None:
+    """Lightning installs its own console handler; Hydra's root handlers (console and
+    the run's log file) already show its records, so drop Lightning's to avoid doubles."""
+    if not logging.getLogger().handlers:
+        return
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        lg = logging.getLogger(name)
+        for handler in list(lg.handlers):
+            lg.removeHandler(handler)
+        lg.propagate = True
+
+
+def run(cfg: Any) -> dict[str, Any]:
+    """Train and test one configuration.
+
+    Returns the objects of :func:`build` plus ``results`` (the test metrics per level).
+    """
+    import lightning.pytorch as pl
+
+    _route_lightning_logs_to_root()
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    objs = build(cfg)
+    datamodule, method, trainer = objs["datamodule"], objs["method"], objs["trainer"]
+    # Check the data before the Trainer starts (missing folders, undecodable or
+    # too-small images fail here with a clear message).
+    datamodule.setup("fit")
+    datamodule.setup("test")
+    if trainer.is_global_zero:
+        log.info("run folder: %s", cfg.paths.output_dir)
+        log.info("degradation: %r", objs["degradation"])
+        log.info(
+            "val set checksum %s, test set checksum %s",
+            datamodule.val_set.checksum[:16],
+            datamodule.test_set.checksum[:16],
+        )
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path and ckpt_path != "last" and not Path(ckpt_path).is_file():
+        raise UserError(
+            f"checkpoint '{ckpt_path}' does not exist: "
+            "give the path of a .ckpt file (or ckpt_path=null)"
+        )
+    if cfg.get("train", True):
+        trainer.fit(method, datamodule=datamodule, ckpt_path=ckpt_path)
+    if cfg.get("test", True):
+        trainer.test(method, datamodule=datamodule, verbose=False)
+    return {**objs, "results": method.test_results}
+
+
+def _main(cfg: Any) -> None:
+    try:
+        run(cfg)
+    except Exception as exc:  # report user errors in one line, re-raise the rest
+        user = find_user_error(exc)
+        if user is None:
+            raise
+        print(f"lightrestore: error: {user}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
+def main() -> None:
+    """Console entry point (``lightrestore`` / ``python -m lightrestore``)."""
+    import hydra
+
+    os.environ.setdefault("HYDRA_FULL_ERROR", "0")
+    app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")(_main)
+    app()
+
+
+__all__ = ["build", "run", "main", "UserError"]

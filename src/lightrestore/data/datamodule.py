@@ -1,0 +1,245 @@
+"""``RestorationDataModule``: clean patches to the device, corruption on the device.
+
+Training: the loader yields clean uint8 patches ``(B, C, S, S)``; after the transfer
+to the device, :meth:`on_after_batch_transfer` asks the :class:`DifficultySampler`
+for one level per sample, draws the degradation's parameters on the device and
+corrupts the batch there (batched, per-sample parameters, no host sync).
+
+Validation and test: fixed, seeded per-level pairs generated on the CPU once
+(:mod:`lightrestore.data.eval_set`), identical for every method and machine.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningDataModule
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from lightrestore.data.batch import RestorationBatch
+from lightrestore.data.eval_set import EvalPairs, EvalSet, build_eval_set
+from lightrestore.data.sampler import DifficultySampler
+from lightrestore.data.sources import ImageSource
+from lightrestore.data.train_set import RandomCropDataset
+from lightrestore.degradations.base import Degradation
+from lightrestore.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def default_workers() -> int:
+    """Loader workers sized from the machine: one core is left to the main process."""
+    return max(0, min(8, (os.cpu_count() or 1) - 1))
+
+
+class RestorationDataModule(LightningDataModule):
+    """Data for one degradation ladder.
+
+    Args:
+        source: where clean images come from (``EmbeddedSource``, ``FolderSource``).
+        degradation: the degradation family and its ladder.
+        crop_size: side ``S`` of training and evaluation patches (64 in ODL).
+        batch_size: training batch ``B`` (100 in ODL).
+        eval_batch_size: validation/test batch (default ``batch_size``).
+        train_samples_per_epoch: patches per training epoch (default: one per
+            training image; set it for small sources such as the embedded photos).
+        val_per_level / test_per_level: fixed pairs per level.
+        val_levels / test_levels: levels evaluated (default ``1..N`` for validation,
+            ``1..N+1`` for testing).
+        num_workers: training loader workers; ``"auto"`` sizes from the machine.
+        flip: random horizontal flips of training patches.
+        seed: seeds the sampler, the device corruption generator and the eval sets.
+    """
+
+    def __init__(
+        self,
+        source: ImageSource,
+        degradation: Degradation,
+        crop_size: int = 64,
+        batch_size: int = 100,
+        eval_batch_size: int | None = None,
+        train_samples_per_epoch: int | None = None,
+        val_per_level: int = 100,
+        test_per_level: int = 200,
+        val_levels: Sequence[int] | None = None,
+        test_levels: Sequence[int] | None = None,
+        num_workers: int | str = 0,
+        pin_memory: bool | None = None,
+        flip: bool = True,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.source = source
+        self.degradation = degradation
+        self.ladder = degradation.ladder
+        self.crop_size = int(crop_size)
+        self.batch_size = int(batch_size)
+        self.eval_batch_size = int(eval_batch_size or batch_size)
+        self.train_samples_per_epoch = train_samples_per_epoch
+        self.val_per_level = int(val_per_level)
+        self.test_per_level = int(test_per_level)
+        self.val_levels = (
+            list(val_levels) if val_levels else list(range(1, self.ladder.n_levels + 1))
+        )
+        self.test_levels = list(test_levels) if test_levels else self.ladder.test_levels
+        self.ladder.check_levels(self.val_levels)
+        self.ladder.check_levels(self.test_levels)
+        self.num_workers = default_workers() if num_workers == "auto" else int(num_workers)
+        self.pin_memory = pin_memory
+        self.flip = flip
+        self.seed = int(seed)
+        if self.batch_size < 1 or self.crop_size < 1:
+            raise ConfigError("data.batch_size and data.crop_size must be positive")
+        self.sampler = DifficultySampler(self.ladder.n_levels, seed=self.seed)
+        self.train_set: RandomCropDataset | None = None
+        self.val_set: EvalSet | None = None
+        self.test_set: EvalSet | None = None
+        self._generators: dict[str, torch.Generator] = {}
+
+    # ------------------------------------------------------------------ setup
+    def setup(self, stage: str | None = None) -> None:
+        """Build what ``stage`` needs; idempotent (safe to call before the Trainer)."""
+        if stage in (None, "fit") and self.train_set is None:
+            images = self.source.split("train")
+            images.check_min_size(self.crop_size)
+            self.train_set = RandomCropDataset(
+                images, self.crop_size, self.train_samples_per_epoch, self.flip
+            )
+        if stage in (None, "fit", "validate") and self.val_set is None:
+            self.val_set = self._eval_set("val", self.val_levels, self.val_per_level)
+        if stage in (None, "test") and self.test_set is None:
+            self.test_set = self._eval_set("test", self.test_levels, self.test_per_level)
+
+    def _eval_set(self, split: str, levels: list[int], per_level: int) -> EvalSet:
+        images = self.source.split(split)
+        images.check_min_size(self.crop_size)
+        es = build_eval_set(
+            images,
+            images.names,
+            self.degradation,
+            levels,
+            per_level,
+            self.crop_size,
+            self.seed,
+            split,
+        )
+        log.info(
+            "%s set: %d pairs (%d per level, levels %s), checksum %s",
+            split,
+            len(es),
+            per_level,
+            levels,
+            es.checksum[:16],
+        )
+        return es
+
+    # ------------------------------------------------------------------ loaders
+    def _pin(self) -> bool:
+        if self.pin_memory is not None:
+            return bool(self.pin_memory)
+        return torch.cuda.is_available()
+
+    def train_dataloader(self) -> DataLoader:
+        assert self.train_set is not None, "call setup('fit') first"
+        return DataLoader(
+            self.train_set,
+            batch_size=self.batch_size,
+            shuffle=True,
+            drop_last=len(self.train_set) >= self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self._pin(),
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def _eval_loader(self, es: EvalSet | None) -> DataLoader:
+        assert es is not None, "call setup() first"
+        return DataLoader(
+            EvalPairs(es), batch_size=self.eval_batch_size, shuffle=False, num_workers=0
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.val_set)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.test_set)
+
+    # ------------------------------------------------------------------ corruption
+    def _rank(self) -> int:
+        trainer = getattr(self, "trainer", None)
+        return int(trainer.global_rank) if trainer is not None else 0
+
+    def generator(self, device: torch.device) -> torch.Generator:
+        """The corruption generator on ``device`` (seeded by seed and rank)."""
+        key = str(device)
+        g = self._generators.get(key)
+        if g is None:
+            g = torch.Generator(device=device).manual_seed(self.seed * 7919 + 1 + self._rank())
+            self._generators[key] = g
+        return g
+
+    def corrupt(self, clean_u8: Tensor, epoch: int | None = None) -> RestorationBatch:
+        """Corrupt a batch of clean uint8 patches on their device.
+
+        Args:
+            clean_u8: ``(B, C, S, S)`` uint8 on the training device.
+            epoch: current epoch, for the sampler's allocation history.
+        """
+        device = clean_u8.device
+        clean = clean_u8.float().div_(255.0)
+        levels = self.sampler.assign(clean.shape[0], epoch)
+        if device.type == "cuda":
+            levels = levels.pin_memory()
+        levels = levels.to(device, non_blocking=True)
+        params = self.degradation.sample(
+            levels, clean.shape[1:], self.generator(device), fixed=self.sampler.fixed
+        )
+        degraded = self.degradation.apply(clean, params)
+        return RestorationBatch(clean=clean, degraded=degraded, level=levels, params=params)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> RestorationBatch:
+        if isinstance(batch, Tensor):  # training: clean uint8 patches
+            trainer = getattr(self, "trainer", None)
+            epoch = trainer.current_epoch if trainer is not None else None
+            return self.corrupt(batch, epoch)
+        return RestorationBatch(
+            clean=batch["clean"].float().div_(255.0),
+            degraded=batch["degraded"],
+            level=batch["level"],
+            params=batch["params"],
+        )
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """Sampler (weights, history, steps, generator) and corruption generators."""
+        return {
+            "sampler": self.sampler.state_dict(),
+            "generators": {k: g.get_state() for k, g in self._generators.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sampler.load_state_dict(state["sampler"])
+        for key, gstate in state.get("generators", {}).items():
+            try:
+                self.generator(torch.device(key)).set_state(gstate)
+            except (RuntimeError, ValueError):
+                log.warning(
+                    "could not restore the corruption generator for %s; it restarts from the seed",
+                    key,
+                )
+
+    def describe(self) -> dict[str, Any]:
+        """Plain description of the data protocol for results files."""
+        return {
+            "source": self.source.describe(),
+            "degradation": self.degradation.name,
+            "crop_size": self.crop_size,
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+            "val_levels": self.val_levels,
+            "test_levels": self.test_levels,
+        }

@@ -1,0 +1,134 @@
+"""``RestorationModule``: the plain supervised restoration method.
+
+Composes a model (any ``nn.Module`` mapping a degraded image to a restored one), a
+loss and an optimiser, all given by config. Other methods (DL-Net, Golf, LIRA)
+subclass it and change :meth:`restore` or :meth:`training_step`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningModule
+from torch import Tensor, nn
+
+from lightrestore.data.batch import RestorationBatch
+from lightrestore.metrics.level_metrics import LevelMetrics
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+
+
+class RestorationModule(LightningModule):
+    """Supervised restoration: ``loss(model(degraded), clean)``.
+
+    Args:
+        model: restoration network, ``(B, C, H, W)`` in [0, 1] -> same.
+        loss: a criterion ``loss(pred, target) -> scalar``.
+        optimizer: a factory ``optimizer(params) -> Optimizer`` (a Hydra partial).
+        scheduler: optional factory ``scheduler(optimizer) -> LRScheduler``.
+        n_val_levels: levels tracked in validation (``N``).
+        n_test_levels: levels tracked in testing (``N+1``).
+        method_name: stored in checkpoints so that loading a checkpoint into another
+            method fails with a clear message.
+
+    Logged: ``train/loss``; ``val/{psnr,ssim,l1,l2}/level_{i}`` and ``.../mean``
+    (mean over the validated levels); the same under ``test/`` plus
+    ``test/input_psnr/level_{i}`` (the degraded input's PSNR).
+    """
+
+    method_name = "restoration"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss: nn.Module,
+        optimizer: OptimizerFactory,
+        scheduler: Callable[..., Any] | None = None,
+        n_val_levels: int = 5,
+        n_test_levels: int = 6,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.loss = loss
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.val_metrics = LevelMetrics(n_val_levels)
+        self.test_metrics = LevelMetrics(n_test_levels)
+        self.test_input_metrics = LevelMetrics(n_test_levels)
+        self.val_results: dict[int, dict[str, float]] = {}
+        self.test_results: dict[int, dict[str, float]] = {}
+        self.test_input_results: dict[int, dict[str, float]] = {}
+        self.run_config: dict[str, Any] | None = None  # the resolved config, saved in checkpoints
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, degraded: Tensor) -> Tensor:
+        return self.model(degraded)
+
+    def restore(self, batch: RestorationBatch) -> Tensor:
+        """The method's restoration of ``batch.degraded``: ``(B, C, H, W)`` in [0, 1]."""
+        return self(batch.degraded)
+
+    # ------------------------------------------------------------------ training
+    def training_step(self, batch: RestorationBatch, batch_idx: int) -> Tensor:
+        pred = self.restore(batch)
+        loss = self.loss(pred, batch.clean)
+        self.log(
+            "train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch)
+        )
+        return loss
+
+    # ------------------------------------------------------------------ evaluation
+    def validation_step(self, batch: RestorationBatch, batch_idx: int) -> None:
+        self.val_metrics.update(self.restore(batch), batch.clean, batch.level)
+
+    def on_validation_epoch_end(self) -> None:
+        self.val_results = self.val_metrics.compute()
+        self.val_metrics.reset()
+        self._log_levels("val", self.val_results)
+
+    def test_step(self, batch: RestorationBatch, batch_idx: int) -> None:
+        self.test_metrics.update(self.restore(batch), batch.clean, batch.level)
+        self.test_input_metrics.update(batch.degraded, batch.clean, batch.level)
+
+    def on_test_epoch_end(self) -> None:
+        self.test_results = self.test_metrics.compute()
+        self.test_input_results = self.test_input_metrics.compute()
+        self.test_metrics.reset()
+        self.test_input_metrics.reset()
+        self._log_levels("test", self.test_results)
+        for level, row in self.test_input_results.items():
+            self.log(f"test/input_psnr/level_{level}", row["psnr"])
+
+    def _log_levels(self, stage: str, results: dict[int, dict[str, float]]) -> None:
+        """Log per-level values; they are already synced over ranks by torchmetrics."""
+        if not results:
+            return
+        prog = stage == "val"
+        for level, row in results.items():
+            for name in ("psnr", "ssim", "l1", "l2"):
+                self.log(f"{stage}/{name}/level_{level}", row[name], prog_bar=False)
+        train_levels = [lv for lv in results if lv <= self.val_metrics.n_levels]
+        for name in ("psnr", "ssim", "l1", "l2"):
+            mean = sum(results[lv][name] for lv in train_levels) / max(1, len(train_levels))
+            self.log(f"{stage}/{name}/mean", mean, prog_bar=prog and name == "psnr")
+
+    # ------------------------------------------------------------------ optim
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
+        }
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["lightrestore"] = {
+            "method": self.method_name,
+            "model": type(self.model).__name__,
+            "config": self.run_config,
+        }

@@ -1,0 +1,163 @@
+"""Results files: ``results.json`` / ``results.md`` / ``results.csv`` and ``allocation.csv``.
+
+Pure functions over plain dicts, shared by training (after its test) and by any
+later evaluation entry point.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from lightrestore.degradations.base import Ladder
+from lightrestore.utils.io import atomic_write_json, atomic_write_text
+
+METRICS = ("psnr", "ssim", "l1", "l2")
+
+PROTOCOL = (
+    "Fixed seeded pairs per level generated on the CPU (same clean patches at every level); "
+    "images in [0, 1] on all channels; PSNR with data range 1 (capped at 100 dB); SSIM with an "
+    "11x11 Gaussian window (sigma 1.5, K1 0.01, K2 0.03) averaged over the valid region "
+    "(scikit-image convention); L1/L2 are per-image means; every value is the mean over the "
+    "level's pairs. 'mean' averages the training levels 1..N; level N+1 is the unseen extra level."
+)
+
+
+def build_results(
+    metrics: Mapping[int, Mapping[str, float]],
+    ladder: Ladder,
+    *,
+    input_metrics: Mapping[int, Mapping[str, float]] | None = None,
+    checksum: str | None = None,
+    per_level: int | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``results.json`` document.
+
+    Args:
+        metrics: ``{level: {"psnr", "ssim", "l1", "l2", "count"}}``.
+        ladder: the task's ladder (ranges, which level is extra).
+        input_metrics: the same for the degraded inputs (identity baseline).
+        checksum: the test set's checksum.
+        per_level: pairs per level.
+        extra: anything else to record (experiment, method, data description...).
+    """
+    levels: dict[str, Any] = {}
+    for lv in sorted(metrics):
+        row: dict[str, Any] = {"range": ladder.describe(lv), "extra": lv == ladder.extra_level}
+        row.update({m: float(metrics[lv][m]) for m in METRICS})
+        row["count"] = int(metrics[lv]["count"])
+        if input_metrics and lv in input_metrics:
+            row["input_psnr"] = float(input_metrics[lv]["psnr"])
+        levels[str(lv)] = row
+    train = [lv for lv in metrics if lv <= ladder.n_levels]
+    mean = (
+        {m: sum(float(metrics[lv][m]) for lv in train) / len(train) for m in METRICS}
+        if train
+        else {}
+    )
+    doc: dict[str, Any] = dict(extra or {})
+    doc.update(
+        {
+            "levels": levels,
+            "mean_train_levels": mean,
+            "train_levels": sorted(train),
+            "extra_level": ladder.extra_level,
+            "test_set": {"checksum": checksum, "per_level": per_level},
+            "protocol": PROTOCOL,
+        }
+    )
+    return doc
+
+
+def results_markdown(doc: Mapping[str, Any], title: str | None = None) -> str:
+    """A Markdown table of a results document (one row per level, then the mean)."""
+    has_input = any("input_psnr" in r for r in doc["levels"].values())
+    head = ["level", "range", "PSNR", "SSIM", "L1", "L2", "count"] + (
+        ["input PSNR"] if has_input else []
+    )
+    lines = []
+    if title:
+        lines += [f"### {title}", ""]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for lv, r in doc["levels"].items():
+        name = f"{lv} (extra)" if r.get("extra") else lv
+        cells = [
+            name,
+            r["range"],
+            f"{r['psnr']:.2f}",
+            f"{r['ssim']:.4f}",
+            f"{r['l1']:.4f}",
+            f"{r['l2']:.5f}",
+            str(r["count"]),
+        ]
+        if has_input:
+            cells.append(f"{r['input_psnr']:.2f}" if "input_psnr" in r else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    m = doc.get("mean_train_levels") or {}
+    if m:
+        tl = doc.get("train_levels") or []
+        span = f"{tl[0]}-{tl[-1]}" if tl else ""
+        cells = [
+            f"mean {span}",
+            "",
+            f"{m['psnr']:.2f}",
+            f"{m['ssim']:.4f}",
+            f"{m['l1']:.4f}",
+            f"{m['l2']:.5f}",
+            "",
+        ]
+        if has_input:
+            cells.append("")
+        lines.append("| " + " | ".join(cells) + " |")
+    checksum = (doc.get("test_set") or {}).get("checksum")
+    if checksum:
+        lines += ["", f"test set checksum: `{checksum[:16]}`"]
+    return "\n".join(lines) + "\n"
+
+
+def results_csv(doc: Mapping[str, Any]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["level", "range", "extra", *METRICS, "count", "input_psnr"])
+    for lv, r in doc["levels"].items():
+        w.writerow(
+            [
+                lv,
+                r["range"],
+                int(bool(r.get("extra"))),
+                *(r[m] for m in METRICS),
+                r["count"],
+                r.get("input_psnr", ""),
+            ]
+        )
+    return buf.getvalue()
+
+
+def write_results(run_dir: str | Path, doc: Mapping[str, Any], title: str | None = None) -> str:
+    """Write results.json / results.md / results.csv atomically; return the Markdown."""
+    run_dir = Path(run_dir)
+    md = results_markdown(doc, title)
+    atomic_write_json(run_dir / "results.json", doc)
+    atomic_write_text(run_dir / "results.md", md)
+    atomic_write_text(run_dir / "results.csv", results_csv(doc))
+    return md
+
+
+def allocation_csv(rows: Sequence[Mapping[str, Any]], n_levels: int) -> str:
+    """``epoch, weight_1..N, images_1..N`` per training epoch."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(
+        [
+            "epoch",
+            *(f"weight_{i}" for i in range(1, n_levels + 1)),
+            *(f"images_{i}" for i in range(1, n_levels + 1)),
+        ]
+    )
+    for r in rows:
+        w.writerow([r["epoch"], *(f"{v:.6f}" for v in r["weights"]), *r["images"]])
+    return buf.getvalue()

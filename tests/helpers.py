@@ -1,0 +1,62 @@
+"""Test helpers: compose configs the way the CLI does; run the CLI in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from lightrestore.config import config_dir, register_resolvers
+
+register_resolvers()
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def compose_cfg(tmp_path: Path, *overrides: str, smoke: bool = True) -> DictConfig:
+    """Compose ``train.yaml`` with ``debug=smoke`` and the run folder in ``tmp_path``."""
+    GlobalHydra.instance().clear()
+    base = ["debug=smoke"] if smoke else []
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=[*base, *overrides], return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.paths.root_dir = str(tmp_path)
+        cfg.paths.log_dir = str(tmp_path / "logs")
+        cfg.paths.output_dir = str(tmp_path / "run")
+        cfg.hydra.runtime.output_dir = str(tmp_path / "run")
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+def run_cli(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``python -m lightrestore <args>`` in a subprocess (offline wandb, CPU)."""
+    env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", PYTHONUNBUFFERED="1")
+    return subprocess.run(
+        [sys.executable, "-m", "lightrestore", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+class IdentityModel(torch.nn.Module):
+    """A "restoration" that returns its input (one frozen-by-lr=0 scale parameter):
+    its per-level PSNR is the degraded input's, which tests can compute independently."""
+
+    def __init__(self, **_: object) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
