@@ -247,3 +247,27 @@ def test_ondemand_reallocates_by_inverse_validation_psnr(tmp_path):
     # the images each level received in epoch 1 follow the weights (B = 8, 2 batches)
     counts = out["datamodule"].sampler.counts(8).tolist()
     assert sum(rows[1]["images"]) == 16 and rows[1]["images"] == [2 * c for c in counts]
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(tmp_path):
+    """Loopback DDP (gloo): one run folder, every test pair evaluated exactly once
+    (9 pairs over 2 ranks: no padding duplicates), allocation counted over ranks."""
+    out = run_cli(
+        "experiment=ondemand_inpaint",
+        "debug=smoke",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "data.test_levels=[1,2,3]",
+        "data.test_per_level=3",
+        f"paths.log_dir={tmp_path}",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    run_dir = _run_dir(tmp_path, "ondemand_inpaint")
+    doc = json.loads((run_dir / "results.json").read_text())
+    assert [row["count"] for row in doc["levels"].values()] == [3, 3, 3]
+    rows = (run_dir / "allocation.csv").read_text().splitlines()[1:]
+    # 16 training patches per epoch in total, 8 per rank
+    assert [sum(int(v) for v in r.split(",")[6:]) for r in rows] == [16, 16]

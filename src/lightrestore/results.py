@@ -147,8 +147,13 @@ def write_results(run_dir: str | Path, doc: Mapping[str, Any], title: str | None
     return md
 
 
-def allocation_csv(rows: Sequence[Mapping[str, Any]], n_levels: int) -> str:
-    """``epoch, weight_1..N, images_1..N`` per training epoch."""
+def allocation_csv(rows: Sequence[Mapping[str, Any]], n_levels: int, world_size: int = 1) -> str:
+    """``epoch, weight_1..N, images_1..N`` per training epoch.
+
+    ``rows`` are one process's sampler history. Under DDP every rank assigns the same
+    levels (same sampler seed, same weights, same number of equal-sized batches), so
+    the images of the whole run are ``world_size`` times one rank's.
+    """
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(
@@ -159,5 +164,6 @@ def allocation_csv(rows: Sequence[Mapping[str, Any]], n_levels: int) -> str:
         ]
     )
     for r in rows:
-        w.writerow([r["epoch"], *(f"{v:.6f}" for v in r["weights"]), *r["images"]])
+        images = [n * world_size for n in r["images"]]
+        w.writerow([r["epoch"], *(f"{v:.6f}" for v in r["weights"]), *images])
     return buf.getvalue()

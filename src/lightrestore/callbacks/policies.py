@@ -39,10 +39,11 @@ class DifficultyPolicy(Callback):
         if not rows:
             return
         row = rows[-1]
+        # weights are identical on every rank (their mean is a no-op); images are summed
         for i, (w, n) in enumerate(zip(row["weights"], row["images"]), start=1):
-            pl_module.log(f"alloc/weight/level_{i}", float(w), on_epoch=True, on_step=False)
+            pl_module.log(f"alloc/weight/level_{i}", float(w), on_epoch=True, sync_dist=True)
             pl_module.log(
-                f"alloc/images/level_{i}", float(n), on_epoch=True, on_step=False, reduce_fx="sum"
+                f"alloc/images/level_{i}", float(n), on_epoch=True, sync_dist=True, reduce_fx="sum"
             )
 
 

@@ -36,7 +36,7 @@ class ResultsWriter(Callback):
         if trainer.is_global_zero and getattr(dm, "sampler", None) is not None:
             atomic_write_text(
                 self.output_dir / "allocation.csv",
-                allocation_csv(dm.sampler.allocation(), dm.sampler.n_levels),
+                allocation_csv(dm.sampler.allocation(), dm.sampler.n_levels, trainer.world_size),
             )
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

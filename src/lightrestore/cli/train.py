@@ -117,6 +117,13 @@ def run(cfg: Any) -> dict[str, Any]:
             datamodule.val_set.checksum[:16],
             datamodule.test_set.checksum[:16],
         )
+    for logger in objs["loggers"]:
+        logger.log_hyperparams(
+            {
+                "val_set_checksum": datamodule.val_set.checksum,
+                "test_set_checksum": datamodule.test_set.checksum,
+            }
+        )
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path and ckpt_path != "last" and not Path(ckpt_path).is_file():
         raise UserError(

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 from lightning.pytorch import LightningDataModule
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch import Tensor
 from torch.utils.data import DataLoader
 
@@ -157,10 +158,18 @@ class RestorationDataModule(LightningDataModule):
         )
 
     def _eval_loader(self, es: EvalSet | None) -> DataLoader:
+        """Fixed pairs in order. Under DDP every pair is evaluated exactly once: ranks
+        get disjoint shares without the padding duplicates of ``DistributedSampler``
+        (so the synced metrics are those of the whole set)."""
         assert es is not None, "call setup() first"
-        return DataLoader(
-            EvalPairs(es), batch_size=self.eval_batch_size, shuffle=False, num_workers=0
-        )
+        dataset = EvalPairs(es)
+        sampler = None
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None and trainer.world_size > 1:
+            sampler = UnrepeatedDistributedSampler(
+                dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
+            )
+        return DataLoader(dataset, batch_size=self.eval_batch_size, sampler=sampler, num_workers=0)
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader(self.val_set)

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from lightning.pytorch import LightningModule
 from torch import Tensor, nn
+from torchmetrics import MeanMetric
 
 from lightrestore.data.batch import RestorationBatch
 from lightrestore.metrics.level_metrics import LevelMetrics
@@ -33,9 +34,9 @@ class RestorationModule(LightningModule):
         method_name: stored in checkpoints so that loading a checkpoint into another
             method fails with a clear message.
 
-    Logged: ``train/loss``; ``val/{psnr,ssim,l1,l2}/level_{i}`` and ``.../mean``
-    (mean over the validated levels); the same under ``test/`` plus
-    ``test/input_psnr/level_{i}`` (the degraded input's PSNR).
+    Logged: ``train/loss_step``, ``train/loss`` (epoch mean);
+    ``val/{psnr,ssim,l1,l2}/level_{i}`` and ``.../mean`` (mean over the validated levels);
+    the same under ``test/`` plus ``test/input_psnr/level_{i}`` (the degraded input's PSNR).
     """
 
     method_name = "restoration"
@@ -54,6 +55,7 @@ class RestorationModule(LightningModule):
         self.loss = loss
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
+        self.train_loss = MeanMetric()
         self.val_metrics = LevelMetrics(n_val_levels)
         self.test_metrics = LevelMetrics(n_test_levels)
         self.test_input_metrics = LevelMetrics(n_test_levels)
@@ -74,10 +76,15 @@ class RestorationModule(LightningModule):
     def training_step(self, batch: RestorationBatch, batch_idx: int) -> Tensor:
         pred = self.restore(batch)
         loss = self.loss(pred, batch.clean)
-        self.log(
-            "train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch)
-        )
+        self.log_train_loss(loss, len(batch))
         return loss
+
+    def log_train_loss(self, loss: Tensor, batch_size: int) -> None:
+        """``train/loss_step`` (this rank, no sync) and ``train/loss`` (epoch mean over
+        ranks, synced once per epoch by torchmetrics)."""
+        self.train_loss.update(loss.detach(), weight=batch_size)
+        self.log("train/loss_step", loss.detach(), prog_bar=True, on_step=True, on_epoch=False)
+        self.log("train/loss", self.train_loss, on_step=False, on_epoch=True)
 
     # ------------------------------------------------------------------ evaluation
     def validation_step(self, batch: RestorationBatch, batch_idx: int) -> None:
@@ -99,20 +106,25 @@ class RestorationModule(LightningModule):
         self.test_input_metrics.reset()
         self._log_levels("test", self.test_results)
         for level, row in self.test_input_results.items():
-            self.log(f"test/input_psnr/level_{level}", row["psnr"])
+            self.log(f"test/input_psnr/level_{level}", row["psnr"], sync_dist=True)
 
     def _log_levels(self, stage: str, results: dict[int, dict[str, float]]) -> None:
-        """Log per-level values; they are already synced over ranks by torchmetrics."""
+        """Log per-level values.
+
+        They are already synced over ranks by torchmetrics, hence identical on every
+        rank; ``sync_dist=True`` averages identical values (a no-op) and keeps
+        Lightning from warning about epoch-level logging in DDP.
+        """
         if not results:
             return
         prog = stage == "val"
         for level, row in results.items():
             for name in ("psnr", "ssim", "l1", "l2"):
-                self.log(f"{stage}/{name}/level_{level}", row[name], prog_bar=False)
+                self.log(f"{stage}/{name}/level_{level}", row[name], sync_dist=True)
         train_levels = [lv for lv in results if lv <= self.val_metrics.n_levels]
         for name in ("psnr", "ssim", "l1", "l2"):
             mean = sum(results[lv][name] for lv in train_levels) / max(1, len(train_levels))
-            self.log(f"{stage}/{name}/mean", mean, prog_bar=prog and name == "psnr")
+            self.log(f"{stage}/{name}/mean", mean, prog_bar=prog and name == "psnr", sync_dist=True)
 
     # ------------------------------------------------------------------ optim
     def configure_optimizers(self) -> Any:
