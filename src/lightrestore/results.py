@@ -26,6 +26,29 @@ PROTOCOL = (
 )
 
 
+def level_table(
+    metrics: Mapping[int, Mapping[str, float]],
+    ladder: Ladder,
+    input_metrics: Mapping[int, Mapping[str, float]] | None = None,
+) -> dict[str, Any]:
+    """``{"levels": {level: row}, "mean_train_levels": {...}, "train_levels": [...]}``.
+
+    A row holds the level's ``range``, whether it is the ``extra`` level, ``psnr``,
+    ``ssim``, ``l1``, ``l2``, ``count`` and, when given, the degraded input's PSNR.
+    """
+    levels: dict[str, Any] = {}
+    for lv in sorted(metrics):
+        row: dict[str, Any] = {"range": ladder.describe(lv), "extra": lv == ladder.extra_level}
+        row.update({m: float(metrics[lv][m]) for m in METRICS})
+        row["count"] = int(metrics[lv]["count"])
+        if input_metrics and lv in input_metrics:
+            row["input_psnr"] = float(input_metrics[lv]["psnr"])
+        levels[str(lv)] = row
+    train = sorted(lv for lv in metrics if lv <= ladder.n_levels)
+    mean = {m: sum(float(metrics[lv][m]) for lv in train) / len(train) for m in METRICS}
+    return {"levels": levels, "mean_train_levels": mean if train else {}, "train_levels": train}
+
+
 def build_results(
     metrics: Mapping[int, Mapping[str, float]],
     ladder: Ladder,
@@ -33,6 +56,7 @@ def build_results(
     input_metrics: Mapping[int, Mapping[str, float]] | None = None,
     checksum: str | None = None,
     per_level: int | None = None,
+    variants: Mapping[str, Mapping[str, Any]] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``results.json`` document.
@@ -43,57 +67,35 @@ def build_results(
         input_metrics: the same for the degraded inputs (identity baseline).
         checksum: the test set's checksum.
         per_level: pairs per level.
+        variants: extra test sets, ``{name: {"levels": metrics, "input": metrics,
+            "checksum": str}}`` (e.g. centred holes).
         extra: anything else to record (experiment, method, data description...).
     """
-    levels: dict[str, Any] = {}
-    for lv in sorted(metrics):
-        row: dict[str, Any] = {"range": ladder.describe(lv), "extra": lv == ladder.extra_level}
-        row.update({m: float(metrics[lv][m]) for m in METRICS})
-        row["count"] = int(metrics[lv]["count"])
-        if input_metrics and lv in input_metrics:
-            row["input_psnr"] = float(input_metrics[lv]["psnr"])
-        levels[str(lv)] = row
-    train = [lv for lv in metrics if lv <= ladder.n_levels]
-    mean = (
-        {m: sum(float(metrics[lv][m]) for lv in train) / len(train) for m in METRICS}
-        if train
-        else {}
-    )
     doc: dict[str, Any] = dict(extra or {})
-    doc.update(
-        {
-            "levels": levels,
-            "mean_train_levels": mean,
-            "train_levels": sorted(train),
-            "extra_level": ladder.extra_level,
-            "test_set": {"checksum": checksum, "per_level": per_level},
-            "protocol": PROTOCOL,
+    doc.update(level_table(metrics, ladder, input_metrics))
+    doc["extra_level"] = ladder.extra_level
+    doc["test_set"] = {"checksum": checksum, "per_level": per_level}
+    if variants:
+        doc["variants"] = {
+            name: {
+                **level_table(v["levels"], ladder, v.get("input")),
+                "test_set": {"checksum": v.get("checksum"), "per_level": per_level},
+            }
+            for name, v in variants.items()
         }
-    )
+    doc["protocol"] = PROTOCOL
     return doc
 
 
-def results_markdown(doc: Mapping[str, Any], title: str | None = None) -> str:
-    """A Markdown table of a results document (one row per level, then the mean)."""
+def _table(doc: Mapping[str, Any]) -> list[str]:
     has_input = any("input_psnr" in r for r in doc["levels"].values())
-    head = ["level", "range", "PSNR", "SSIM", "L1", "L2", "count"] + (
-        ["input PSNR"] if has_input else []
-    )
-    lines = []
-    if title:
-        lines += [f"### {title}", ""]
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    head = ["level", "range", "PSNR", "SSIM", "L1", "L2", "count"]
+    head += ["input PSNR"] if has_input else []
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for lv, r in doc["levels"].items():
         name = f"{lv} (extra)" if r.get("extra") else lv
-        cells = [
-            name,
-            r["range"],
-            f"{r['psnr']:.2f}",
-            f"{r['ssim']:.4f}",
-            f"{r['l1']:.4f}",
-            f"{r['l2']:.5f}",
-            str(r["count"]),
-        ]
+        cells = [name, r["range"], f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", f"{r['l1']:.4f}",
+                 f"{r['l2']:.5f}", str(r["count"])]  # fmt: skip
         if has_input:
             cells.append(f"{r['input_psnr']:.2f}" if "input_psnr" in r else "")
         lines.append("| " + " | ".join(cells) + " |")
@@ -101,39 +103,37 @@ def results_markdown(doc: Mapping[str, Any], title: str | None = None) -> str:
     if m:
         tl = doc.get("train_levels") or []
         span = f"{tl[0]}-{tl[-1]}" if tl else ""
-        cells = [
-            f"mean {span}",
-            "",
-            f"{m['psnr']:.2f}",
-            f"{m['ssim']:.4f}",
-            f"{m['l1']:.4f}",
-            f"{m['l2']:.5f}",
-            "",
-        ]
-        if has_input:
-            cells.append("")
+        cells = [f"mean {span}", "", f"{m['psnr']:.2f}", f"{m['ssim']:.4f}", f"{m['l1']:.4f}",
+                 f"{m['l2']:.5f}", ""] + ([""] if has_input else [])  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     checksum = (doc.get("test_set") or {}).get("checksum")
     if checksum:
         lines += ["", f"test set checksum: `{checksum[:16]}`"]
+    return lines
+
+
+def results_markdown(doc: Mapping[str, Any], title: str | None = None) -> str:
+    """Markdown tables of a results document: one row per level, then the mean; one
+    table per test variant."""
+    lines = [f"### {title}", ""] if title else []
+    lines += _table(doc)
+    for name, variant in (doc.get("variants") or {}).items():
+        lines += ["", f"#### test variant: {name}", ""] + _table(variant)
     return "\n".join(lines) + "\n"
 
 
 def results_csv(doc: Mapping[str, Any]) -> str:
+    """One row per (test set, level)."""
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["level", "range", "extra", *METRICS, "count", "input_psnr"])
-    for lv, r in doc["levels"].items():
-        w.writerow(
-            [
-                lv,
-                r["range"],
-                int(bool(r.get("extra"))),
-                *(r[m] for m in METRICS),
-                r["count"],
-                r.get("input_psnr", ""),
-            ]
-        )
+    w.writerow(["variant", "level", "range", "extra", *METRICS, "count", "input_psnr"])
+    tables = {"default": doc, **(doc.get("variants") or {})}
+    for variant, table in tables.items():
+        for lv, r in table["levels"].items():
+            extra = int(bool(r.get("extra")))
+            values = [r[m] for m in METRICS]
+            inp = r.get("input_psnr", "")
+            w.writerow([variant, lv, r["range"], extra, *values, r["count"], inp])
     return buf.getvalue()
 
 

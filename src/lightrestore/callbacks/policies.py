@@ -140,3 +140,154 @@ class OnDemandPolicy(DifficultyPolicy):
             [round(p, 2) for p in psnr],
             [round(w, 3) for w in sampler.weights.tolist()],
         )
+
+
+class _Curriculum(DifficultyPolicy):
+    """A schedule of level weights over epochs, in stages of ``E`` epochs.
+
+    Args:
+        epochs_per_stage: ``E``; default ``trainer.max_epochs // N`` so that the ``N``
+            stages fill the training budget (ODL: 300 epochs × 5 levels = 1500).
+        anti: reverse the order (hardest level first).
+
+    The weights are a function of the epoch, so a resumed run continues the schedule;
+    ``E`` and the order are saved in the checkpoint and checked on resume.
+    """
+
+    kind = "curriculum"
+
+    def __init__(self, epochs_per_stage: int | None = None, anti: bool = False) -> None:
+        if epochs_per_stage is not None and int(epochs_per_stage) < 1:
+            raise ConfigError(f"epochs_per_stage must be >= 1, got {epochs_per_stage}")
+        self.epochs_per_stage = None if epochs_per_stage is None else int(epochs_per_stage)
+        self.anti = bool(anti)
+        self._stage_epochs: int | None = None
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        n = sampler_of(trainer).n_levels
+        if self.epochs_per_stage is not None:
+            self._stage_epochs = self.epochs_per_stage
+        else:
+            max_epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else n
+            self._stage_epochs = max(1, max_epochs // n)
+        sampler_of(trainer).fixed = None
+
+    def order(self, n: int) -> list[int]:
+        """Levels in the order they are introduced (1-based)."""
+        levels = list(range(1, n + 1))
+        return levels[::-1] if self.anti else levels
+
+    def stage(self, epoch: int, n: int) -> int:
+        """0-based stage of ``epoch``; the last stage continues past the schedule."""
+        assert self._stage_epochs is not None, "setup() first"
+        return min(epoch // self._stage_epochs, n - 1)
+
+    def active_levels(self, epoch: int, n: int) -> list[int]:
+        raise NotImplementedError
+
+    def weights(self, epoch: int, n: int) -> list[float]:
+        """Equal weights over the active levels of ``epoch``."""
+        active = self.active_levels(epoch, n)
+        return [1.0 if lv in active else 0.0 for lv in range(1, n + 1)]
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        sampler = sampler_of(trainer)
+        sampler.set_weights(self.weights(trainer.current_epoch, sampler.n_levels))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "anti": self.anti, "epochs_per_stage": self._stage_epochs}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved = (state.get("kind"), state.get("anti"), state.get("epochs_per_stage"))
+        mine = (self.kind, self.anti, self._stage_epochs)
+        if self._stage_epochs is not None and saved != mine:
+            raise ConfigError(
+                f"the checkpoint was trained with curriculum {saved[0]} (anti={saved[1]}, "
+                f"epochs_per_stage={saved[2]}) but this run uses {mine[0]} (anti={mine[1]}, "
+                f"epochs_per_stage={mine[2]}): resume with the same curriculum settings "
+                f"(curriculum.epochs_per_stage={saved[2]})"
+            )
+
+
+class StagedCurriculum(_Curriculum):
+    """ODL's staged curriculum: one level at a time, ``E`` epochs each, easy → hard
+    (``anti=True``: hard → easy). After the last stage it stays on the last level."""
+
+    kind = "staged"
+
+    def active_levels(self, epoch: int, n: int) -> list[int]:
+        return [self.order(n)[self.stage(epoch, n)]]
+
+
+class CumulativeCurriculum(_Curriculum):
+    """ODL's cumulative curriculum: start with level 1 (``anti``: level N) and add the
+    next level every ``E`` epochs, equal counts among the active levels."""
+
+    kind = "cumulative"
+
+    def active_levels(self, epoch: int, n: int) -> list[int]:
+        return self.order(n)[: self.stage(epoch, n) + 1]
+
+
+class HardMiningPolicy(DifficultyPolicy):
+    """ODL's hard-mining baseline.
+
+    Trains on a static pool of pre-corrupted images drawn over all training levels
+    (equal counts, seeded; the paper's pool holds 1M images); after ``warmup_epochs``
+    of normal training, only the ``fraction`` of each batch with the highest loss is
+    back-propagated (paper: 10 of 100).
+
+    Args:
+        pool_size: pairs in the static pool; default ``pool_factor`` × the epoch length.
+        pool_factor: the default pool size in epochs (the paper's pool is 10 epochs of
+            its CelebA training set).
+        warmup_epochs: epochs of plain training on the pool first (paper: 50).
+        fraction: share of each batch kept (``ceil(fraction·B)``, at least one).
+    """
+
+    def __init__(
+        self,
+        pool_size: int | None = None,
+        pool_factor: float = 5.0,
+        warmup_epochs: int = 1,
+        fraction: float = 0.1,
+    ) -> None:
+        if pool_size is None:
+            pool_size = 1  # resolved in setup, from the epoch length
+            self._auto_pool = True
+        else:
+            self._auto_pool = False
+        if pool_size < 1 or pool_factor <= 0 or warmup_epochs < 0 or not 0 < fraction <= 1:
+            raise ConfigError(
+                "hard mining needs pool_size >= 1, pool_factor > 0, warmup_epochs >= 0 and "
+                f"0 < fraction <= 1; got {pool_size}, {pool_factor}, {warmup_epochs}, {fraction}"
+            )
+        self.pool_size = int(pool_size)
+        self.pool_factor = float(pool_factor)
+        self.warmup_epochs = int(warmup_epochs)
+        self.fraction = float(fraction)
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        if not hasattr(pl_module, "hard_mining_fraction") or not hasattr(
+            getattr(pl_module, "loss", None), "per_sample"
+        ):
+            raise ConfigError(
+                "hard mining needs a method with `hard_mining_fraction` and a loss with "
+                "`per_sample` (loss=mse or loss=l1)"
+            )
+        sampler = sampler_of(trainer)
+        sampler.set_weights([1.0] * sampler.n_levels)
+        sampler.fixed = None
+        dm = trainer.datamodule
+        if self._auto_pool:
+            dm.setup("fit")
+            self.pool_size = max(1, round(self.pool_factor * len(dm.train_set)))
+        dm.use_static_pool(self.pool_size)
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        mining = trainer.current_epoch >= self.warmup_epochs
+        pl_module.hard_mining_fraction = self.fraction if mining else None

@@ -53,12 +53,17 @@ class ResultsWriter(Callback):
         extra["data"] = dm.describe()
         extra["epochs_trained"] = int(trainer.current_epoch)
         extra["global_step"] = int(trainer.global_step)
+        variants = {
+            name: {**v, "checksum": dm.test_sets[name].checksum}
+            for name, v in getattr(pl_module, "test_variant_results", {}).items()
+        }
         doc = build_results(
             pl_module.test_results,
             dm.ladder,
             input_metrics=getattr(pl_module, "test_input_results", None),
             checksum=dm.test_set.checksum,
             per_level=dm.test_set.per_level,
+            variants=variants,
             extra=extra,
         )
         self.last_markdown = write_results(self.output_dir, doc, title=extra.get("experiment"))

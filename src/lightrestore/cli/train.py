@@ -51,7 +51,9 @@ def build(cfg: Any) -> dict[str, Any]:
     from lightrestore.methods.restoration import RestorationModule
 
     degradation = instantiate(cfg.task.degradation)
-    datamodule = instantiate(cfg.data, degradation=degradation)
+    datamodule = instantiate(
+        cfg.data, degradation=degradation, test_variants=cfg.task.get("test_variants")
+    )
     ladder = degradation.ladder
     model = instantiate(cfg.model)
     loss = instantiate(cfg.loss)

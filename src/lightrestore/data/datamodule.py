@@ -6,24 +6,30 @@ for one level per sample, draws the degradation's parameters on the device and
 corrupts the batch there (batched, per-sample parameters, no host sync).
 
 Validation and test: fixed, seeded per-level pairs generated on the CPU once
-(:mod:`lightrestore.data.eval_set`), identical for every method and machine.
+(:mod:`lightrestore.data.eval_set`), identical for every method and machine. Test
+*variants* (e.g. centred holes for inpainting) are extra test sets with the same
+clean patches and severities.
+
+Hard mining (ODL's baseline) swaps the on-the-fly corruption for a static pool of
+pre-corrupted pairs over all levels (:meth:`use_static_pool`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch import Tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from lightrestore.data.batch import RestorationBatch
-from lightrestore.data.eval_set import EvalPairs, EvalSet, build_eval_set
+from lightrestore.data.eval_set import EvalPairs, EvalSet, PoolDataset, as_float, build_eval_set
 from lightrestore.data.sampler import DifficultySampler
 from lightrestore.data.sources import ImageSource
 from lightrestore.data.train_set import RandomCropDataset
@@ -31,6 +37,8 @@ from lightrestore.degradations.base import Degradation
 from lightrestore.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+DEFAULT = "default"
 
 
 def default_workers() -> int:
@@ -52,6 +60,8 @@ class RestorationDataModule(LightningDataModule):
         val_per_level / test_per_level: fixed pairs per level.
         val_levels / test_levels: levels evaluated (default ``1..N`` for validation,
             ``1..N+1`` for testing).
+        test_variants: extra test sets, ``{name: fixed settings}`` passed to the
+            degradation (e.g. ``{"centered": {"centered": True}}``).
         num_workers: training loader workers; ``"auto"`` sizes from the machine.
         flip: random horizontal flips of training patches.
         seed: seeds the sampler, the device corruption generator and the eval sets.
@@ -69,6 +79,7 @@ class RestorationDataModule(LightningDataModule):
         test_per_level: int = 200,
         val_levels: Sequence[int] | None = None,
         test_levels: Sequence[int] | None = None,
+        test_variants: Mapping[str, Mapping[str, Any]] | None = None,
         num_workers: int | str = 0,
         pin_memory: bool | None = None,
         flip: bool = True,
@@ -84,22 +95,25 @@ class RestorationDataModule(LightningDataModule):
         self.train_samples_per_epoch = train_samples_per_epoch
         self.val_per_level = int(val_per_level)
         self.test_per_level = int(test_per_level)
-        self.val_levels = (
-            list(val_levels) if val_levels else list(range(1, self.ladder.n_levels + 1))
-        )
+        n = self.ladder.n_levels
+        self.val_levels = list(val_levels) if val_levels else list(range(1, n + 1))
         self.test_levels = list(test_levels) if test_levels else self.ladder.test_levels
         self.ladder.check_levels(self.val_levels)
         self.ladder.check_levels(self.test_levels)
+        self.test_variants = {str(k): dict(v) for k, v in (test_variants or {}).items()}
+        if DEFAULT in self.test_variants:
+            raise ConfigError(f"'{DEFAULT}' is reserved for the main test set; rename the variant")
         self.num_workers = default_workers() if num_workers == "auto" else int(num_workers)
         self.pin_memory = pin_memory
         self.flip = flip
         self.seed = int(seed)
         if self.batch_size < 1 or self.crop_size < 1:
             raise ConfigError("data.batch_size and data.crop_size must be positive")
-        self.sampler = DifficultySampler(self.ladder.n_levels, seed=self.seed)
-        self.train_set: RandomCropDataset | None = None
+        self.sampler = DifficultySampler(n, seed=self.seed)
+        self.train_set: Dataset | None = None
         self.val_set: EvalSet | None = None
-        self.test_set: EvalSet | None = None
+        self.test_sets: dict[str, EvalSet] = {}
+        self.pool: EvalSet | None = None
         self._generators: dict[str, torch.Generator] = {}
 
     # ------------------------------------------------------------------ setup
@@ -113,31 +127,63 @@ class RestorationDataModule(LightningDataModule):
             )
         if stage in (None, "fit", "validate") and self.val_set is None:
             self.val_set = self._eval_set("val", self.val_levels, self.val_per_level)
-        if stage in (None, "test") and self.test_set is None:
-            self.test_set = self._eval_set("test", self.test_levels, self.test_per_level)
+        if stage in (None, "test") and not self.test_sets:
+            self.test_sets[DEFAULT] = self._eval_set("test", self.test_levels, self.test_per_level)
+            for name, fixed in self.test_variants.items():
+                self.test_sets[name] = self._eval_set(
+                    "test", self.test_levels, self.test_per_level, fixed, name
+                )
 
-    def _eval_set(self, split: str, levels: list[int], per_level: int) -> EvalSet:
+    @property
+    def test_set(self) -> EvalSet | None:
+        """The main test set (``test_sets["default"]``)."""
+        return self.test_sets.get(DEFAULT)
+
+    @property
+    def test_set_names(self) -> list[str]:
+        """Names of the test sets, in the order of :meth:`test_dataloader`."""
+        return list(self.test_sets) or [DEFAULT]
+
+    def _eval_set(
+        self,
+        split: str,
+        levels: list[int],
+        per_level: int,
+        fixed: Mapping[str, Any] | None = None,
+        name: str | None = None,
+    ) -> EvalSet:
         images = self.source.split(split)
         images.check_min_size(self.crop_size)
         es = build_eval_set(
-            images,
-            images.names,
-            self.degradation,
-            levels,
-            per_level,
-            self.crop_size,
-            self.seed,
-            split,
-        )
+            images, images.names, self.degradation, levels, per_level, self.crop_size,
+            self.seed, split, fixed=fixed,
+        )  # fmt: skip
         log.info(
-            "%s set: %d pairs (%d per level, levels %s), checksum %s",
-            split,
-            len(es),
-            per_level,
-            levels,
-            es.checksum[:16],
-        )
+            "%s set%s: %d pairs (%d per level, levels %s), checksum %s",
+            split, f" ({name})" if name else "", len(es), per_level, levels, es.checksum[:16],
+        )  # fmt: skip
         return es
+
+    def use_static_pool(self, size: int) -> EvalSet:
+        """Train on a static pool of ``size`` pre-corrupted pairs (equal counts over the
+        training levels, distinct clean patches, seeded, stored as uint8) instead of
+        corrupting on the fly. Epochs keep their length, so the image budget is unchanged.
+        """
+        if self.train_set is None:
+            self.setup("fit")
+        if self.pool is None:
+            images = self.source.split("train")
+            n = self.ladder.n_levels
+            self.pool = build_eval_set(
+                images, images.names, self.degradation, list(range(1, n + 1)),
+                math.ceil(size / n), self.crop_size, self.seed, "pool",
+                shared_clean=False, quantize=True,
+            )  # fmt: skip
+            log.info(
+                "hard-mining pool: %d pairs, checksum %s", len(self.pool), self.pool.checksum[:16]
+            )
+        self.train_set = PoolDataset(self.pool, len(self.train_set))
+        return self.pool
 
     # ------------------------------------------------------------------ loaders
     def _pin(self) -> bool:
@@ -174,13 +220,17 @@ class RestorationDataModule(LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader(self.val_set)
 
-    def test_dataloader(self) -> DataLoader:
-        return self._eval_loader(self.test_set)
+    def test_dataloader(self) -> list[DataLoader]:
+        return [self._eval_loader(es) for es in self.test_sets.values()]
 
     # ------------------------------------------------------------------ corruption
     def _rank(self) -> int:
         trainer = getattr(self, "trainer", None)
         return int(trainer.global_rank) if trainer is not None else 0
+
+    def _epoch(self) -> int | None:
+        trainer = getattr(self, "trainer", None)
+        return trainer.current_epoch if trainer is not None else None
 
     def generator(self, device: torch.device) -> torch.Generator:
         """The corruption generator on ``device`` (seeded by seed and rank)."""
@@ -210,14 +260,18 @@ class RestorationDataModule(LightningDataModule):
         degraded = self.degradation.apply(clean, params)
         return RestorationBatch(clean=clean, degraded=degraded, level=levels, params=params)
 
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        trainer = getattr(self, "trainer", None)
+        if isinstance(batch, dict) and trainer is not None and trainer.training:
+            self.sampler.record(batch["level"], self._epoch())  # a pool batch: count its levels
+        return batch
+
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> RestorationBatch:
         if isinstance(batch, Tensor):  # training: clean uint8 patches
-            trainer = getattr(self, "trainer", None)
-            epoch = trainer.current_epoch if trainer is not None else None
-            return self.corrupt(batch, epoch)
-        return RestorationBatch(
-            clean=batch["clean"].float().div_(255.0),
-            degraded=batch["degraded"],
+            return self.corrupt(batch, self._epoch())
+        return RestorationBatch(  # fixed pairs (validation, test, hard-mining pool)
+            clean=as_float(batch["clean"]),
+            degraded=as_float(batch["degraded"]),
             level=batch["level"],
             params=batch["params"],
         )
@@ -251,4 +305,6 @@ class RestorationDataModule(LightningDataModule):
             "seed": self.seed,
             "val_levels": self.val_levels,
             "test_levels": self.test_levels,
+            "test_variants": self.test_variants,
+            "static_pool": None if self.pool is None else len(self.pool),
         }

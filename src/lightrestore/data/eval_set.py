@@ -11,7 +11,7 @@ written into results files.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -34,8 +34,10 @@ class EvalSet:
     """Evaluation pairs for several levels.
 
     Attributes:
-        clean: ``(M, C, S, S)`` uint8 — the ``M`` distinct clean patches.
-        degraded: ``(L·M, C, S, S)`` float32 in [0, 1] — level-major.
+        clean: ``(M, C, S, S)`` uint8 — the distinct clean patches (``M = per_level``
+            when every level shares them).
+        degraded: ``(L·M, C, S, S)`` float32 in [0, 1] — level-major (uint8 when
+            quantised: a training pool).
         level: ``(L·M,)`` int64 level of each pair.
         index: ``(L·M,)`` int64 row of ``clean`` of each pair.
         params: per-pair degradation parameters, leading dim ``L·M``.
@@ -58,16 +60,16 @@ class EvalSet:
 
     @property
     def per_level(self) -> int:
-        return self.clean.shape[0]
+        return len(self) // max(1, len(self.levels))
 
     def __len__(self) -> int:
         return self.level.shape[0]
 
     def batch(self, rows: Tensor) -> RestorationBatch:
-        """The pairs at ``rows`` as a float batch (clean in [0, 1])."""
+        """The pairs at ``rows`` as a float batch in [0, 1]."""
         return RestorationBatch(
             clean=self.clean[self.index[rows]].float() / 255.0,
-            degraded=self.degraded[rows],
+            degraded=as_float(self.degraded[rows]),
             level=self.level[rows],
             params={k: v[rows] for k, v in self.params.items()},
         )
@@ -75,6 +77,11 @@ class EvalSet:
     def examples(self, k: int) -> dict[int, RestorationBatch]:
         """The first ``k`` pairs of each level: ``{level: batch}``."""
         return {lv: self.batch((self.level == lv).nonzero().flatten()[:k]) for lv in self.levels}
+
+
+def as_float(images: Tensor) -> Tensor:
+    """uint8 images to float in [0, 1]; float images unchanged."""
+    return images.float().div_(255.0) if images.dtype == torch.uint8 else images
 
 
 def crop_patches(
@@ -111,33 +118,51 @@ def build_eval_set(
     size: int,
     seed: int,
     split: str,
+    fixed: Mapping[str, object] | None = None,
+    shared_clean: bool = True,
+    quantize: bool = False,
 ) -> EvalSet:
-    """Generate the fixed pairs on the CPU (see module doc)."""
+    """Generate fixed pairs on the CPU (see module doc).
+
+    Args:
+        images, names: the split's images (uint8 ``(C, H, W)``) and their names.
+        degradation: corrupts the patches; ``fixed`` is passed to its ``sample``
+            (test variants such as centred holes).
+        levels: levels to generate, ``per_level`` pairs each, ``size``×``size`` patches.
+        seed, split: seed the crops and each level's corruption.
+        shared_clean: every level corrupts the same ``per_level`` clean patches
+            (evaluation); otherwise each level gets its own patches (a training pool).
+        quantize: store the degraded images as uint8 (a pool of "saved" corrupted
+            images, 4× smaller) instead of float32.
+    """
     degradation.ladder.check_levels(levels)
     gen = torch.Generator().manual_seed(_split_seed(seed, split))
-    clean, which = crop_patches(images, per_level, size, gen)
+    n_clean = per_level if shared_clean else per_level * len(levels)
+    clean, which = crop_patches(images, n_clean, size, gen)
     clean_f = clean.float() / 255.0
-    degraded, params_rows, level_rows = [], [], []
-    for lv in levels:
+    degraded, params_rows, level_rows, index_rows = [], [], [], []
+    for j, lv in enumerate(levels):
         g = torch.Generator().manual_seed(_split_seed(seed, split, lv))
         lvl = torch.full((per_level,), int(lv), dtype=torch.long)
-        params = degradation.sample(lvl, clean.shape[1:], g)
+        rows = torch.arange(per_level) + (0 if shared_clean else j * per_level)
+        params = degradation.sample(lvl, clean.shape[1:], g, fixed=fixed)
         out = [
-            degradation.apply(clean_f[i : i + _CHUNK], _slice(params, i, i + _CHUNK))
+            degradation.apply(clean_f[rows[i : i + _CHUNK]], _slice(params, i, i + _CHUNK))
             for i in range(0, per_level, _CHUNK)
         ]
-        degraded.append(torch.cat(out).clamp_(0.0, 1.0))
+        deg = torch.cat(out).clamp_(0.0, 1.0)
+        degraded.append(deg.mul_(255).round_().to(torch.uint8) if quantize else deg)
         params_rows.append(params)
         level_rows.append(lvl)
+        index_rows.append(rows)
     params = {k: torch.cat([p[k] for p in params_rows]) for k in params_rows[0]}
     level = torch.cat(level_rows)
-    index = torch.arange(per_level).repeat(len(levels))
     degraded_t = torch.cat(degraded).contiguous()
     return EvalSet(
         clean=clean,
         degraded=degraded_t,
         level=level,
-        index=index,
+        index=torch.cat(index_rows),
         params=params,
         names=[str(names[i]) for i in which],
         checksum=checksum(clean, degraded_t, level),
@@ -149,10 +174,13 @@ def _slice(params: dict[str, Tensor], a: int, b: int) -> dict[str, Tensor]:
 
 
 def checksum(clean: Tensor, degraded: Tensor, level: Tensor) -> str:
+    """SHA-256 over the clean patches, the levels and the uint8-rounded degraded images."""
     h = hashlib.sha256()
     h.update(clean.contiguous().numpy().tobytes())
     h.update(level.contiguous().numpy().tobytes())
-    h.update((degraded * 255.0).round().to(torch.uint8).contiguous().numpy().tobytes())
+    if degraded.dtype != torch.uint8:
+        degraded = (degraded * 255.0).round().to(torch.uint8)
+    h.update(degraded.contiguous().numpy().tobytes())
     return h.hexdigest()
 
 
@@ -171,3 +199,22 @@ class EvalPairs(Dataset):
         item = {"clean": s.clean[s.index[k]], "degraded": s.degraded[k], "level": s.level[k]}
         item["params"] = {name: v[k] for name, v in s.params.items()}
         return item
+
+
+class PoolDataset(Dataset):
+    """A static pool of pre-corrupted pairs served as a training set (hard mining).
+
+    Item ``k`` is a uniformly random pair of the pool (torch's global RNG, seeded per
+    worker), so an epoch has ``length`` items whatever the pool size: every policy sees
+    the same number of training images.
+    """
+
+    def __init__(self, pool: EvalSet, length: int) -> None:
+        self.pairs = EvalPairs(pool)
+        self.length = int(length)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, k: int) -> dict:
+        return self.pairs[int(torch.randint(0, len(self.pairs), (1,)))]

@@ -134,16 +134,28 @@ class DifficultySampler:
         Returns:
             ``(B,)`` int64 CPU tensor of levels in ``1..N``.
         """
+        counts = self.counts(batch_size)
+        levels = torch.repeat_interleave(torch.arange(1, self.n_levels + 1), counts)
+        levels = levels[torch.randperm(batch_size, generator=self.generator)]
+        self._count(counts, epoch)
+        return levels
+
+    def record(self, levels: Tensor, epoch: int | None = None) -> None:
+        """Count a batch whose levels were not assigned here (a static pool's batch).
+
+        Args:
+            levels: ``(B,)`` CPU tensor of levels in ``1..N``.
+        """
+        counts = torch.bincount(levels.long().cpu() - 1, minlength=self.n_levels)[: self.n_levels]
+        self._count(counts, epoch)
+
+    def _count(self, counts: Tensor, epoch: int | None) -> None:
         if epoch is not None and epoch != self._epoch:
             self._close_epoch()
             self._epoch = int(epoch)
             self._epoch_weights = self.weights.tolist()
-        counts = self.counts(batch_size)
-        levels = torch.repeat_interleave(torch.arange(1, self.n_levels + 1), counts)
-        levels = levels[torch.randperm(batch_size, generator=self.generator)]
         self._epoch_counts += counts
         self.steps += 1
-        return levels
 
     def _close_epoch(self) -> None:
         if self._epoch is None:

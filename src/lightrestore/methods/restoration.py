@@ -7,6 +7,7 @@ subclass it and change :meth:`restore` or :meth:`training_step`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -36,7 +37,8 @@ class RestorationModule(LightningModule):
 
     Logged: ``train/loss_step``, ``train/loss`` (epoch mean);
     ``val/{psnr,ssim,l1,l2}/level_{i}`` and ``.../mean`` (mean over the validated levels);
-    the same under ``test/`` plus ``test/input_psnr/level_{i}`` (the degraded input's PSNR).
+    the same under ``test/`` plus ``test/input_psnr/level_{i}`` (the degraded input's PSNR),
+    and under ``test/<variant>/`` for each extra test set (e.g. centred holes).
     """
 
     method_name = "restoration"
@@ -55,13 +57,20 @@ class RestorationModule(LightningModule):
         self.loss = loss
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
+        self.n_test_levels = int(n_test_levels)
         self.train_loss = MeanMetric()
         self.val_metrics = LevelMetrics(n_val_levels)
-        self.test_metrics = LevelMetrics(n_test_levels)
-        self.test_input_metrics = LevelMetrics(n_test_levels)
+        self.test_metrics = nn.ModuleDict({"default": LevelMetrics(n_test_levels)})
+        self.test_input_metrics = nn.ModuleDict({"default": LevelMetrics(n_test_levels)})
+        self.test_set_names: list[str] = ["default"]
         self.val_results: dict[int, dict[str, float]] = {}
         self.test_results: dict[int, dict[str, float]] = {}
         self.test_input_results: dict[int, dict[str, float]] = {}
+        #: per test variant other than "default": {"levels": ..., "input": ...}
+        self.test_variant_results: dict[str, dict[str, dict[int, dict[str, float]]]] = {}
+        #: set by the hard-mining policy: back-propagate only this fraction of each
+        #: batch, the samples with the highest loss (None = every sample)
+        self.hard_mining_fraction: float | None = None
         self.run_config: dict[str, Any] | None = None  # the resolved config, saved in checkpoints
 
     # ------------------------------------------------------------------ forward
@@ -75,9 +84,21 @@ class RestorationModule(LightningModule):
     # ------------------------------------------------------------------ training
     def training_step(self, batch: RestorationBatch, batch_idx: int) -> Tensor:
         pred = self.restore(batch)
-        loss = self.loss(pred, batch.clean)
+        loss = self.training_loss(pred, batch.clean)
         self.log_train_loss(loss, len(batch))
         return loss
+
+    def training_loss(self, pred: Tensor, target: Tensor) -> Tensor:
+        """The configured loss; under hard mining the mean over the hardest samples.
+
+        Hard mining (ODL's baseline) keeps the ``ceil(fraction·B)`` samples with the
+        highest per-sample loss (10 of 100 in the paper) and back-propagates only them.
+        """
+        if self.hard_mining_fraction is None:
+            return self.loss(pred, target)
+        per_sample = self.loss.per_sample(pred, target)
+        k = max(1, math.ceil(self.hard_mining_fraction * per_sample.shape[0]))
+        return per_sample.topk(min(k, per_sample.shape[0])).values.mean()
 
     def log_train_loss(self, loss: Tensor, batch_size: int) -> None:
         """``train/loss_step`` (this rank, no sync) and ``train/loss`` (epoch mean over
@@ -86,7 +107,7 @@ class RestorationModule(LightningModule):
         self.log("train/loss_step", loss.detach(), prog_bar=True, on_step=True, on_epoch=False)
         self.log("train/loss", self.train_loss, on_step=False, on_epoch=True)
 
-    # ------------------------------------------------------------------ evaluation
+    # ------------------------------------------------------------------ validation
     def validation_step(self, batch: RestorationBatch, batch_idx: int) -> None:
         self.val_metrics.update(self.restore(batch), batch.clean, batch.level)
 
@@ -95,18 +116,39 @@ class RestorationModule(LightningModule):
         self.val_metrics.reset()
         self._log_levels("val", self.val_results)
 
-    def test_step(self, batch: RestorationBatch, batch_idx: int) -> None:
-        self.test_metrics.update(self.restore(batch), batch.clean, batch.level)
-        self.test_input_metrics.update(batch.degraded, batch.clean, batch.level)
+    # ------------------------------------------------------------------ test
+    def on_test_start(self) -> None:
+        """One pair of metrics per test set (the DataModule's variants, e.g. centred holes)."""
+        names = list(getattr(self.trainer.datamodule, "test_set_names", None) or ["default"])
+        if names != self.test_set_names:
+            self.test_set_names = names
+            self.test_metrics = nn.ModuleDict({n: LevelMetrics(self.n_test_levels) for n in names})
+            self.test_input_metrics = nn.ModuleDict(
+                {n: LevelMetrics(self.n_test_levels) for n in names}
+            )
+            self.test_metrics.to(self.device)
+            self.test_input_metrics.to(self.device)
+
+    def test_step(self, batch: RestorationBatch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        name = self.test_set_names[dataloader_idx]
+        self.test_metrics[name].update(self.restore(batch), batch.clean, batch.level)
+        self.test_input_metrics[name].update(batch.degraded, batch.clean, batch.level)
 
     def on_test_epoch_end(self) -> None:
-        self.test_results = self.test_metrics.compute()
-        self.test_input_results = self.test_input_metrics.compute()
-        self.test_metrics.reset()
-        self.test_input_metrics.reset()
-        self._log_levels("test", self.test_results)
-        for level, row in self.test_input_results.items():
-            self.log(f"test/input_psnr/level_{level}", row["psnr"], sync_dist=True)
+        self.test_variant_results = {}
+        for name in self.test_set_names:
+            levels = self.test_metrics[name].compute()
+            inputs = self.test_input_metrics[name].compute()
+            self.test_metrics[name].reset()
+            self.test_input_metrics[name].reset()
+            prefix = "test" if name == "default" else f"test/{name}"
+            self._log_levels(prefix, levels)
+            for level, row in inputs.items():
+                self.log(f"{prefix}/input_psnr/level_{level}", row["psnr"], sync_dist=True)
+            if name == "default":
+                self.test_results, self.test_input_results = levels, inputs
+            else:
+                self.test_variant_results[name] = {"levels": levels, "input": inputs}
 
     def _log_levels(self, stage: str, results: dict[int, dict[str, float]]) -> None:
         """Log per-level values.

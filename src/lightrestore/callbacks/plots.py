@@ -1,0 +1,70 @@
+"""Per-run plots: allocation over epochs, validation PSNR per level, test PSNR per level."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import WandbLogger
+
+from lightrestore.plotting import plot_allocation, plot_psnr_per_epoch, plot_psnr_vs_level
+
+
+class RunPlots(Callback):
+    """Writes ``plots/allocation.png``, ``plots/val_psnr.png`` (each epoch) and
+    ``plots/test_psnr.png`` (after testing) in the run folder and sends them to wandb
+    at the end. The validation history is saved in checkpoints (resume keeps it).
+
+    Args:
+        output_dir: the run folder.
+        title: shown on the plots (the experiment name).
+    """
+
+    def __init__(self, output_dir: str, title: str = "") -> None:
+        self.dir = Path(output_dir) / "plots"
+        self.title = title
+        self.history: list[tuple[int, dict[int, dict[str, float]]]] = []
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        results = getattr(pl_module, "val_results", None)
+        if trainer.sanity_checking or not results:
+            return
+        self.history.append(
+            (int(trainer.current_epoch), {int(k): dict(v) for k, v in results.items()})
+        )
+        if trainer.is_global_zero:
+            plot_psnr_per_epoch(self.history, self.dir / "val_psnr.png", self.title)
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        sampler = getattr(trainer.datamodule, "sampler", None)
+        if trainer.is_global_zero and sampler is not None and sampler.allocation():
+            plot_allocation(sampler.allocation(), self.dir / "allocation.png", self.title)
+
+    def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not trainer.is_global_zero or not getattr(pl_module, "test_results", None):
+            return
+        curves = {"restored": {lv: r["psnr"] for lv, r in pl_module.test_results.items()}}
+        for name, v in getattr(pl_module, "test_variant_results", {}).items():
+            curves[f"restored ({name})"] = {lv: r["psnr"] for lv, r in v["levels"].items()}
+        inputs = getattr(pl_module, "test_input_results", None) or {}
+        if inputs:
+            curves["degraded input"] = {lv: r["psnr"] for lv, r in inputs.items()}
+        ladder = trainer.datamodule.ladder
+        plot_psnr_vs_level(curves, self.dir / "test_psnr.png", ladder.extra_level, self.title)
+        self._to_wandb(trainer)
+
+    def _to_wandb(self, trainer: Trainer) -> None:
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                files = sorted(self.dir.glob("*.png"))
+                logger.log_image(key="plots", images=[str(f) for f in files],
+                                 caption=[f.stem for f in files])  # fmt: skip
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": [[e, {str(k): v for k, v in res.items()}] for e, res in self.history]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.history = [
+            (int(e), {int(k): dict(v) for k, v in res.items()}) for e, res in state["history"]
+        ]

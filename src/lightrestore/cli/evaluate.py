@@ -1,0 +1,109 @@
+"""``python -m lightrestore.evaluate ckpt=<path> [task=<task>]``: test a checkpoint on
+every level of a ladder (levels ``1..N+1`` and the task's test variants).
+
+The model and method are rebuilt from the config stored in the checkpoint; the task,
+the data and the seed default to the checkpoint's own, so the test pairs are those
+of its run unless overridden (``task=deblur``, ``data=folder data.source.root=...``).
+Results go to ``logs/evaluate/runs/<time>_<pid>/results.{json,md,csv}``.
+
+A sweep over checkpoints gives ODL's fixation matrix (train policy × test level):
+
+    python -m lightrestore.evaluate -m ckpt=a.ckpt,b.ckpt,c.ckpt task=inpaint
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from lightrestore.config import config_dir, register_resolvers
+from lightrestore.errors import ConfigError, find_user_error
+
+register_resolvers()
+
+
+def run_evaluate(cfg: Any) -> dict[str, Any]:
+    """Evaluate ``cfg.ckpt``; returns ``{"method", "datamodule", "trainer", "results"}``."""
+    import lightning.pytorch as pl
+    from omegaconf import OmegaConf, open_dict
+
+    from lightrestore.callbacks.plots import RunPlots
+    from lightrestore.callbacks.results import ResultsWriter
+    from lightrestore.checkpoints import load_checkpoint, load_weights
+    from lightrestore.cli.train import instantiate
+
+    ckpt_path = Path(str(cfg.ckpt)).expanduser()
+    ckpt = load_checkpoint(ckpt_path)
+    train_cfg = OmegaConf.create(ckpt["lightrestore"]["config"])
+    with open_dict(cfg):
+        for key in ("task", "data"):
+            if cfg.get(key) is None:
+                cfg[key] = train_cfg[key]
+        if cfg.get("seed") is None:
+            cfg.seed = train_cfg.get("seed", 0)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    degradation = instantiate(cfg.task.degradation)
+    datamodule = instantiate(
+        cfg.data, degradation=degradation, test_variants=cfg.task.get("test_variants")
+    )
+    model = instantiate(train_cfg.model)
+    channels = getattr(model, "channels", None)
+    if channels is not None and channels != cfg.task.channels:
+        raise ConfigError(
+            f"the checkpoint's model takes {channels}-channel images but task '{cfg.task.name}' has "
+            f"{cfg.task.channels} channels: evaluate it on a task with {channels} channel(s)"
+        )
+    ladder = degradation.ladder
+    method = instantiate(train_cfg.method, model=model, loss=instantiate(train_cfg.loss),
+                         n_val_levels=ladder.n_levels, n_test_levels=ladder.extra_level)  # fmt: skip
+    load_weights(method, ckpt, ckpt_path)
+    method.run_config = ckpt["lightrestore"]["config"]
+    trained = (train_cfg.get("callbacks") or {}).get("results", {}).get("extra", {})
+    extra = {
+        "experiment": trained.get("experiment", train_cfg.get("task_name")),
+        "curriculum": trained.get("curriculum"),
+        "trained_task": train_cfg.task.name,
+        "task": cfg.task.name,
+        "checkpoint": str(ckpt_path.resolve()),
+        "checkpoint_epoch": ckpt.get("epoch"),
+        "method": ckpt["lightrestore"].get("method"),
+        "seed": cfg.seed,
+    }
+    out_dir = cfg.paths.output_dir
+    callbacks = [ResultsWriter(out_dir, extra=extra),
+                 RunPlots(out_dir, title=f"{extra['experiment']} on {cfg.task.name}")]  # fmt: skip
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=False, default_root_dir=out_dir)
+    datamodule.setup("test")
+    trainer.test(method, datamodule=datamodule, verbose=False)
+    return {
+        "method": method,
+        "datamodule": datamodule,
+        "trainer": trainer,
+        "results": method.test_results,
+    }
+
+
+def _main(cfg: Any) -> None:
+    try:
+        run_evaluate(cfg)
+    except Exception as exc:
+        user = find_user_error(exc)
+        if user is None:
+            raise
+        print(f"lightrestore.evaluate: error: {user}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
+def main() -> None:
+    import hydra
+
+    app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="evaluate")(
+        _main
+    )
+    app()
+
+
+if __name__ == "__main__":
+    main()
