@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch import Callback
 from omegaconf import DictConfig, open_dict
 
 from lightrestore.config import config_dir, register_resolvers
@@ -22,12 +24,14 @@ os.environ.setdefault("WANDB_SILENT", "true")
 REPO = Path(__file__).resolve().parents[1]
 
 
-def compose_cfg(tmp_path: Path, *overrides: str, smoke: bool = True) -> DictConfig:
-    """Compose ``train.yaml`` with ``debug=smoke`` and the run folder in ``tmp_path``."""
+def compose_cfg(
+    tmp_path: Path, *overrides: str, smoke: bool = True, config_name: str = "train"
+) -> DictConfig:
+    """Compose ``<config_name>.yaml`` (with ``debug=smoke``), the run folder in ``tmp_path``."""
     GlobalHydra.instance().clear()
     base = ["debug=smoke"] if smoke else []
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=[*base, *overrides], return_hydra_config=True)
+        cfg = compose(config_name, overrides=[*base, *overrides], return_hydra_config=True)
     with open_dict(cfg):
         cfg.paths.root_dir = str(tmp_path)
         cfg.paths.log_dir = str(tmp_path / "logs")
@@ -37,11 +41,17 @@ def compose_cfg(tmp_path: Path, *overrides: str, smoke: bool = True) -> DictConf
     return cfg
 
 
-def run_cli(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    """``python -m lightrestore <args>`` in a subprocess (offline wandb, CPU)."""
-    env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", PYTHONUNBUFFERED="1")
+def run_cli(
+    *args: str, cwd: Path, timeout: int = 300, module: str = "lightrestore"
+) -> subprocess.CompletedProcess:
+    """``python -m <module> <args>`` in a subprocess (offline wandb, CPU; the tests folder
+    on PYTHONPATH so configs can name test helpers such as ``helpers.IdentityModel``)."""
+    path = os.pathsep.join(p for p in (str(REPO / "tests"), os.environ.get("PYTHONPATH")) if p)
+    env = dict(
+        os.environ, WANDB_MODE="offline", WANDB_SILENT="true", PYTHONUNBUFFERED="1", PYTHONPATH=path
+    )
     return subprocess.run(
-        [sys.executable, "-m", "lightrestore", *args],
+        [sys.executable, "-m", module, *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -60,3 +70,22 @@ class IdentityModel(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.scale
+
+
+class RankDump(Callback):
+    """Test callback: at the end of each epoch (after its validation and the policy's
+    update) every rank writes what it holds (sampler weights, validation PSNR per level)
+    to ``<out>/rank<r>_epoch<e>.json``."""
+
+    def __init__(self, out: str) -> None:
+        self.out = Path(out)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        doc = {
+            "weights": trainer.datamodule.sampler.weights.tolist(),
+            "psnr": {str(k): v["psnr"] for k, v in pl_module.val_results.items()},
+            "count": {str(k): v["count"] for k, v in pl_module.val_results.items()},
+        }
+        name = f"rank{trainer.global_rank}_epoch{trainer.current_epoch}.json"
+        (self.out / name).write_text(json.dumps(doc))

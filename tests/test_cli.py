@@ -11,7 +11,7 @@ import torch
 from helpers import compose_cfg, run_cli
 from PIL import Image
 
-from lightrestore.cli.train import run
+from lightrestore.cli.train import build, run
 from lightrestore.errors import DataError, LevelError
 
 
@@ -271,3 +271,41 @@ def test_ddp_two_cpu_processes(tmp_path):
     rows = (run_dir / "allocation.csv").read_text().splitlines()[1:]
     # 16 training patches per epoch in total, 8 per rank
     assert [sum(int(v) for v in r.split(",")[6:]) for r in rows] == [16, 16]
+
+
+@pytest.mark.slow
+def test_ddp_ranks_hold_the_same_allocation_and_exact_metrics(tmp_path):
+    """2 CPU processes, an identity "restoration" and an odd validation set (15 pairs):
+    after every validation both ranks hold identical weights, the synced PSNR is the mean
+    over the whole set (no padding duplicates), computed here with scikit-image."""
+    from skimage.metrics import peak_signal_noise_ratio as sk_psnr
+
+    dump = tmp_path / "dump"
+    out = run_cli("experiment=ondemand_deblur", "debug=smoke", "trainer=ddp", "trainer.accelerator=cpu",
+                  "trainer.devices=2", "trainer.max_epochs=2", "test=false", "data.val_per_level=3",
+                  "model._target_=helpers.IdentityModel", "method.optimizer.lr=0",
+                  "+callbacks.rank_dump._target_=helpers.RankDump", f"+callbacks.rank_dump.out={dump}",
+                  f"paths.log_dir={tmp_path}", cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    cfg = compose_cfg(tmp_path / "ref", "experiment=ondemand_deblur", "data.val_per_level=3")
+    dm = build(cfg)["datamodule"]
+    dm.setup("fit")
+    vs = dm.val_set
+    ref = {}
+    for lv in range(1, 6):
+        rows = (vs.level == lv).nonzero().flatten()
+        clean = vs.clean[vs.index[rows]].double().numpy() / 255
+        ref[str(lv)] = np.mean(
+            [
+                sk_psnr(c, d, data_range=1.0)
+                for c, d in zip(clean, vs.degraded[rows].double().numpy())
+            ]
+        )
+    for epoch in (0, 1):
+        docs = [json.loads((dump / f"rank{r}_epoch{epoch}.json").read_text()) for r in (0, 1)]
+        assert docs[0] == docs[1]  # identical allocation and metrics on every rank
+        assert docs[0]["count"] == {str(lv): 3 for lv in range(1, 6)}
+        for lv, p in docs[0]["psnr"].items():
+            assert p == pytest.approx(ref[lv], abs=1e-4)
+        inv = np.array([1 / ref[str(lv)] for lv in range(1, 6)])
+        assert docs[0]["weights"] == pytest.approx((inv / inv.sum()).tolist(), rel=1e-5)

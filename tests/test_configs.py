@@ -109,3 +109,18 @@ def test_configs_ship_in_the_wheel(tmp_path):
     assert module_file.startswith(str(tmp_path / "site")) and conf == str(
         tmp_path / "site" / "lightrestore" / "conf"
     )
+
+
+def test_slurm_launcher_config_composes(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    cfg = compose_cfg(
+        tmp_path, "hydra/launcher=slurm", "trainer=ddp", "hydra.launcher.partition=gpu"
+    )
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (
+        launcher.partition == "gpu"
+        and launcher.tasks_per_node == 1
+        and launcher.timeout_min == 1440
+    )
+    assert cfg.trainer.strategy == "ddp"

@@ -113,3 +113,37 @@ def test_state_dict_survives_weights_only_load():
     x = torch.zeros(10, 3, 32, 32, dtype=torch.uint8)
     b1, b2 = dm.corrupt(x, epoch=0), other.corrupt(x, epoch=0)
     assert torch.equal(b1.level, b2.level) and torch.equal(b1.degraded, b2.degraded)
+
+
+def test_static_pool_for_hard_mining():
+    dm = _dm()
+    dm.setup("fit")
+    epoch_length = len(dm.train_set)
+    pool = dm.use_static_pool(23)  # ceil(23 / 5) = 5 per level
+    assert len(pool) == 25 and pool.degraded.dtype == torch.uint8
+    assert torch.bincount(pool.level, minlength=6)[1:].tolist() == [5] * 5
+    assert pool.clean.shape[0] == 25 and pool.index.tolist() == list(range(25))  # distinct patches
+    assert len(dm.train_set) == epoch_length  # same image budget per epoch
+    raw = next(iter(dm.train_dataloader()))
+    assert isinstance(raw, dict)
+    batch = dm.on_after_batch_transfer(raw, 0)
+    assert batch.degraded.dtype == torch.float32 and float(batch.degraded.max()) <= 1
+    # pairs regenerate from their params up to the uint8 rounding
+    clean = pool.clean[pool.index].float() / 255
+    assert (
+        Inpaint().apply(clean, pool.params) * 255 - pool.degraded.float()
+    ).abs().max() <= 0.5 + 1e-4
+    dm.sampler.record(raw["level"], epoch=0)
+    assert sum(dm.sampler.allocation()[-1]["images"]) == 10
+
+
+def test_test_variants_share_patches_and_severities():
+    dm = _dm(test_variants={"centered": {"centered": True}})
+    dm.setup("test")
+    assert dm.test_set_names == ["default", "centered"]
+    a, b = dm.test_sets["default"], dm.test_sets["centered"]
+    assert torch.equal(a.clean, b.clean) and torch.equal(a.params["severity"], b.params["severity"])
+    side = b.params["severity"].long()
+    assert torch.equal(b.params["top"], (32 - side) // 2)
+    assert a.checksum != b.checksum
+    assert len(dm.test_dataloader()) == 2

@@ -7,15 +7,17 @@ All functions take ``pred`` and ``target`` of shape ``(B, C, H, W)`` with values
 * SSIM: Gaussian window 11×11, σ = 1.5, K1 = 0.01, K2 = 0.03, per channel, averaged
   over the *valid* region (a border of 5 pixels — half the window — is excluded),
   which is scikit-image's ``structural_similarity(gaussian_weights=True, sigma=1.5,
-  use_sample_covariance=False, data_range=1)`` convention.
+  use_sample_covariance=False, data_range=1)`` convention. (torchmetrics' SSIM
+  averages a reflect-padded full map instead, ~2e-3 away from scikit-image, so the
+  separable window is applied here directly.)
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics.functional.image import peak_signal_noise_ratio
-from torchmetrics.functional.image.ssim import _ssim_update
 
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
@@ -32,23 +34,44 @@ def psnr(pred: Tensor, target: Tensor) -> Tensor:
     return value.clamp_max(PSNR_CAP)
 
 
+_WINDOWS: dict[tuple, Tensor] = {}
+
+
+def _gaussian_window(device: torch.device, dtype: torch.dtype) -> Tensor:
+    """The 11-tap Gaussian (sigma 1.5) as a ``(1, 1, 11)`` kernel, cached per device/dtype."""
+    key = (str(device), dtype)
+    win = _WINDOWS.get(key)
+    if win is None:
+        x = torch.arange(SSIM_WINDOW, dtype=torch.float64) - (SSIM_WINDOW - 1) / 2
+        g = torch.exp(-(x**2) / (2 * SSIM_SIGMA**2))
+        win = (g / g.sum()).to(device=device, dtype=dtype).view(1, 1, -1)
+        _WINDOWS[key] = win
+    return win
+
+
 def ssim(pred: Tensor, target: Tensor) -> Tensor:
-    """Per-image SSIM (scikit-image convention, see module doc): ``(B,)``."""
+    """Per-image SSIM (scikit-image convention, see module doc): ``(B,)``.
+
+    The Gaussian window is applied as two separable 1-D passes without padding, so the
+    maps cover exactly the valid region (the border of 5 pixels is never computed).
+    """
     pad = (SSIM_WINDOW - 1) // 2
-    if min(pred.shape[-2:]) <= 2 * pad:
-        raise ValueError(
-            f"SSIM needs images larger than {2 * pad}x{2 * pad}, got {tuple(pred.shape[-2:])}"
-        )
-    _, full = _ssim_update(
-        pred.float(),
-        target.float(),
-        gaussian_kernel=True,
-        sigma=SSIM_SIGMA,
-        kernel_size=SSIM_WINDOW,
-        data_range=1.0,
-        return_full_image=True,
-    )
-    return full[..., pad:-pad, pad:-pad].mean(dim=(1, 2, 3))
+    b, c, h, w = pred.shape
+    if min(h, w) <= 2 * pad:
+        raise ValueError(f"SSIM needs images larger than {2 * pad}x{2 * pad}, got {(h, w)}")
+    x, y = pred.float(), target.float()
+    n = 5 * b * c
+    maps = torch.stack([x, y, x * x, y * y, x * y]).reshape(1, n, h, w)
+    win = _gaussian_window(x.device, x.dtype)
+    # depthwise (one group per map): ~10x faster than a batch of 1-channel convolutions
+    maps = F.conv2d(maps, win.view(1, 1, -1, 1).expand(n, 1, -1, 1), groups=n)
+    maps = F.conv2d(maps, win.view(1, 1, 1, -1).expand(n, 1, 1, -1), groups=n)
+    mu_x, mu_y, xx, yy, xy = maps.view(5, b, c, h - 2 * pad, w - 2 * pad)
+    c1, c2 = 0.01**2, 0.03**2
+    var_x, var_y, cov = xx - mu_x * mu_x, yy - mu_y * mu_y, xy - mu_x * mu_y
+    num = (2 * mu_x * mu_y + c1) * (2 * cov + c2)
+    den = (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2)
+    return (num / den).mean(dim=(1, 2, 3))
 
 
 def l1(pred: Tensor, target: Tensor) -> Tensor:
