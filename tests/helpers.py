@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -89,3 +90,59 @@ class RankDump(Callback):
         }
         name = f"rank{trainer.global_rank}_epoch{trainer.current_epoch}.json"
         (self.out / name).write_text(json.dumps(doc))
+
+
+class InterruptAt(Callback):
+    """Test callback: sends this process SIGTERM after training step ``step`` (what a
+    cluster pre-emption does). Lightning finishes the step and stops."""
+
+    def __init__(self, step: int) -> None:
+        self.step = int(step)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+class NaNAfter(torch.nn.Module):
+    """Test model: an identity with one parameter whose output turns NaN from training
+    call ``after`` on (a diverging run)."""
+
+    def __init__(self, after: int = 3, **_: object) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+        self.after = after
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.calls += 1
+            if self.calls > self.after:
+                return x * self.scale * float("nan")
+        return x * self.scale
+
+
+class SlurmSignalAt(Callback):
+    """Test callback: in the middle of training step ``step`` (after the batch was
+    corrupted and the forward pass ran, before the backward pass) sends this process
+    SLURM's requeue signal (SIGUSR1), then stops the process at the end of the step as
+    SLURM's kill would. Needs the SLURM environment variables that make Lightning detect
+    SLURM (see ``SLURM_ENV``)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = int(step)
+
+    def on_before_backward(self, trainer, pl_module, loss) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step + 1:
+            raise KeyboardInterrupt
+
+
+#: what SLURM sets for a one-task job (makes Lightning use SLURMEnvironment)
+SLURM_ENV = {
+    "SLURM_NTASKS": "1", "SLURM_JOB_NAME": "train", "SLURM_JOB_ID": "12345",
+    "SLURM_NODELIST": "localhost", "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0",
+}  # fmt: skip

@@ -271,6 +271,11 @@ def test_ddp_two_cpu_processes(tmp_path):
     rows = (run_dir / "allocation.csv").read_text().splitlines()[1:]
     # 16 training patches per epoch in total, 8 per rank
     assert [sum(int(v) for v in r.split(",")[6:]) for r in rows] == [16, 16]
+    # only rank 0 wrote files: one log file, one CSV log, no per-rank artefacts
+    assert sorted(p.name for p in run_dir.glob("*.log")) == ["train.log"]
+    assert [p.name for p in (run_dir / "csv").iterdir()] == ["metrics.csv"] or sorted(
+        p.name for p in (run_dir / "csv").iterdir()
+    ) == ["hparams.yaml", "metrics.csv"]
 
 
 @pytest.mark.slow

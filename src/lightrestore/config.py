@@ -20,7 +20,25 @@ def config_dir() -> Path:
     )
 
 
+def process_rank() -> int:
+    """This process's rank as launchers set it (torchrun/Lightning: RANK, LOCAL_RANK;
+    SLURM: SLURM_PROCID); 0 when none is set."""
+    for var in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+        value = os.environ.get(var)
+        if value not in (None, "", "0"):
+            try:
+                return int(value)
+            except ValueError:
+                continue
+    return 0
+
+
 def register_resolvers() -> None:
-    """``${pid:}`` (process id, for unique run folders) and ``${eval_len:...}`` helpers."""
+    """``${pid:}`` (process id, for unique run folders) and ``${rank_zero_file:path}``
+    (the path on rank 0, ``os.devnull`` elsewhere: only rank 0 writes the log file)."""
     if not OmegaConf.has_resolver("pid"):
         OmegaConf.register_new_resolver("pid", lambda: os.getpid(), use_cache=True)
+    if not OmegaConf.has_resolver("rank_zero_file"):
+        OmegaConf.register_new_resolver(
+            "rank_zero_file", lambda path: path if process_rank() == 0 else os.devnull
+        )

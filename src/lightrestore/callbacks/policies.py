@@ -291,3 +291,6 @@ class HardMiningPolicy(DifficultyPolicy):
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         mining = trainer.current_epoch >= self.warmup_epochs
         pl_module.hard_mining_fraction = self.fraction if mining else None
+
+    # a run resumed mid-epoch does not call on_train_epoch_start for that epoch
+    on_train_start = on_train_epoch_start

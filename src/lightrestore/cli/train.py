@@ -126,22 +126,75 @@ def run(cfg: Any) -> dict[str, Any]:
                 "test_set_checksum": datamodule.test_set.checksum,
             }
         )
-    ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path and ckpt_path != "last" and not Path(ckpt_path).is_file():
-        raise UserError(
-            f"checkpoint '{ckpt_path}' does not exist: "
-            "give the path of a .ckpt file (or ckpt_path=null)"
-        )
+    ckpt_path = resolve_ckpt_path(cfg)
+    if ckpt_path and trainer.is_global_zero:
+        log.info("resuming from %s", ckpt_path)
     if cfg.get("train", True):
-        trainer.fit(method, datamodule=datamodule, ckpt_path=ckpt_path)
+        # weights_only: checkpoints hold only tensors and plain containers
+        trainer.fit(method, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        _drop_requeue_checkpoints(trainer)
     if cfg.get("test", True):
         trainer.test(method, datamodule=datamodule, verbose=False)
     return {**objs, "results": method.test_results}
 
 
+def _drop_requeue_checkpoints(trainer: Any) -> None:
+    """Training finished: the SLURM requeue checkpoints (``hpc_ckpt_N.ckpt``) are
+    superseded by ``last.ckpt``; remove them, or Lightning's ``test()`` would evaluate
+    the requeue snapshot instead of the trained weights when running under SLURM."""
+    if trainer.interrupted:
+        return
+    if trainer.is_global_zero:
+        for f in Path(str(trainer.default_root_dir)).glob("hpc_ckpt_*.ckpt"):
+            log.info("training finished: removing the requeue checkpoint %s", f)
+            f.unlink(missing_ok=True)
+    trainer.strategy.barrier()
+
+
+def resolve_ckpt_path(cfg: Any) -> str | None:
+    """The checkpoint to resume from.
+
+    ``ckpt_path=<file>``; ``ckpt_path=last`` (or ``resume=true``): the newest
+    ``checkpoints/last.ckpt`` among the earlier runs of this ``task_name``;
+    ``ckpt_path=hpc``: Lightning's SLURM requeue checkpoint in this run's folder
+    (also picked automatically when a requeued SLURM job finds one).
+    """
+    ckpt = cfg.get("ckpt_path")
+    if not ckpt and cfg.get("resume", False):
+        ckpt = "last"
+    if not ckpt or ckpt == "hpc":
+        return ckpt or None
+    if ckpt == "last":
+        runs = Path(str(cfg.paths.log_dir)) / str(cfg.task_name) / "runs"
+        here = Path(str(cfg.paths.output_dir)).resolve()
+        found = [p for p in runs.glob("*/checkpoints/last.ckpt") if p.parents[1].resolve() != here]
+        if not found:
+            raise UserError(
+                f"ckpt_path=last: no earlier run of '{cfg.task_name}' has a checkpoints/last.ckpt "
+                f"under {runs}: give the checkpoint file with ckpt_path=<file>"
+            )
+        return str(max(found, key=lambda p: p.stat().st_mtime))
+    if not Path(str(ckpt)).expanduser().is_file():
+        raise UserError(
+            f"checkpoint '{ckpt}' does not exist: give the path of a .ckpt file, "
+            "ckpt_path=last (the newest run of this experiment) or ckpt_path=null"
+        )
+    return str(Path(str(ckpt)).expanduser())
+
+
 def _main(cfg: Any) -> None:
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
     try:
         run(cfg)
+    except SIGTERMException:  # pre-empted: the checkpoint is saved; exit as killed by SIGTERM
+        print(
+            f"lightrestore: interrupted by SIGTERM; resume with "
+            f"ckpt_path={cfg.paths.output_dir}/checkpoints/last.ckpt",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.exit(143)
     except Exception as exc:  # report user errors in one line, re-raise the rest
         user = find_user_error(exc)
         if user is None:

@@ -32,6 +32,7 @@ from lightrestore.data.batch import RestorationBatch
 from lightrestore.data.eval_set import EvalPairs, EvalSet, PoolDataset, as_float, build_eval_set
 from lightrestore.data.sampler import DifficultySampler
 from lightrestore.data.sources import ImageSource
+from lightrestore.data.train_loader import EpochSampler, ResumableLoader
 from lightrestore.data.train_set import RandomCropDataset
 from lightrestore.degradations.base import Degradation
 from lightrestore.errors import ConfigError
@@ -123,7 +124,7 @@ class RestorationDataModule(LightningDataModule):
             images = self.source.split("train")
             images.check_min_size(self.crop_size)
             self.train_set = RandomCropDataset(
-                images, self.crop_size, self.train_samples_per_epoch, self.flip
+                images, self.crop_size, self.train_samples_per_epoch, self.flip, self.seed
             )
         if stage in (None, "fit", "validate") and self.val_set is None:
             self.val_set = self._eval_set("val", self.val_levels, self.val_per_level)
@@ -182,7 +183,7 @@ class RestorationDataModule(LightningDataModule):
             log.info(
                 "hard-mining pool: %d pairs, checksum %s", len(self.pool), self.pool.checksum[:16]
             )
-        self.train_set = PoolDataset(self.pool, len(self.train_set))
+        self.train_set = PoolDataset(self.pool, len(self.train_set), self.seed)
         return self.pool
 
     # ------------------------------------------------------------------ loaders
@@ -191,17 +192,30 @@ class RestorationDataModule(LightningDataModule):
             return bool(self.pin_memory)
         return torch.cuda.is_available()
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> ResumableLoader:
+        """Seeded per-epoch order, sharded over ranks, resumable mid-epoch (see
+        :mod:`lightrestore.data.train_loader`)."""
         assert self.train_set is not None, "call setup('fit') first"
-        return DataLoader(
+        trainer = getattr(self, "trainer", None)
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        sampler = EpochSampler(self.train_set, seed=self.seed, num_replicas=world, rank=rank)
+        return ResumableLoader(
             self.train_set,
             batch_size=self.batch_size,
-            shuffle=True,
-            drop_last=len(self.train_set) >= self.batch_size,
+            sampler=sampler,
+            drop_last=len(sampler) >= self.batch_size,
             num_workers=self.num_workers,
             pin_memory=self._pin(),
             persistent_workers=self.num_workers > 0,
+            progress=self._train_progress,
         )
+
+    def _train_progress(self) -> tuple[int, int]:
+        """(epoch, batches of it whose optimisation step finished), from Lightning's loop."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 0, 0
+        return trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.processed
 
     def _eval_loader(self, es: EvalSet | None) -> DataLoader:
         """Fixed pairs in order. Under DDP every pair is evaluated exactly once: ranks
@@ -278,7 +292,12 @@ class RestorationDataModule(LightningDataModule):
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
-        """Sampler (weights, history, steps, generator) and corruption generators."""
+        """Sampler (weights, history, steps, generator) and corruption generators.
+
+        Checkpoints are taken at step boundaries (Lightning's callbacks, SIGTERM, and the
+        SLURM requeue through ``SlurmRequeueAtStepEnd``), where this state matches the
+        model's and the loader's.
+        """
         return {
             "sampler": self.sampler.state_dict(),
             "generators": {k: g.get_state() for k, g in self._generators.items()},

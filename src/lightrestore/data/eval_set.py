@@ -19,6 +19,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from lightrestore.data.batch import RestorationBatch
+from lightrestore.data.train_loader import item_generator
 from lightrestore.degradations.base import Degradation
 
 _SPLIT_SALT = {"train": 0, "val": 1, "test": 2}
@@ -204,17 +205,20 @@ class EvalPairs(Dataset):
 class PoolDataset(Dataset):
     """A static pool of pre-corrupted pairs served as a training set (hard mining).
 
-    Item ``k`` is a uniformly random pair of the pool (torch's global RNG, seeded per
-    worker), so an epoch has ``length`` items whatever the pool size: every policy sees
-    the same number of training images.
+    Item ``k`` is a uniformly random pair of the pool, so an epoch has ``length`` items
+    whatever the pool size: every policy sees the same number of training images. With
+    an ``(epoch, k)`` index the pick is seeded by ``(seed, epoch, k)`` (reproducible);
+    with a plain ``k`` it uses torch's global RNG.
     """
 
-    def __init__(self, pool: EvalSet, length: int) -> None:
+    def __init__(self, pool: EvalSet, length: int, seed: int = 0) -> None:
         self.pairs = EvalPairs(pool)
         self.length = int(length)
+        self.seed = int(seed)
 
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, k: int) -> dict:
-        return self.pairs[int(torch.randint(0, len(self.pairs), (1,)))]
+    def __getitem__(self, index: int | tuple[int, int]) -> dict:
+        gen = item_generator(self.seed, *index) if isinstance(index, tuple) else None
+        return self.pairs[int(torch.randint(0, len(self.pairs), (1,), generator=gen))]
