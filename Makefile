@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.lightrestore-installed
 ARGS ?=
 
-.PHONY: setup run test lint clean-venv
+.PHONY: setup run test lint bench clean-venv
 
 setup: $(STAMP)
 
@@ -27,3 +27,6 @@ lint: setup
 
 clean-venv:
 	rm -rf $(VENV)
+
+bench: setup
+	$(PY) -m benchmarks $(ARGS)

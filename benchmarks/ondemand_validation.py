@@ -66,6 +66,16 @@ def measure(task: str, epochs: int, overrides: list[str]) -> EpochTimer:
     return timer
 
 
+def run(task: str = "inpaint", epochs: int = 2, overrides: tuple[str, ...] = ()) -> list:
+    from benchmarks.common import Row
+
+    t = measure(task, epochs, list(overrides))
+    fractions = [v / e for v, e in zip(t.val, t.epoch)]
+    med = statistics.median(fractions)
+    note = f"{task}, N = 5: epoch {statistics.median(t.epoch):.1f} s, validation {statistics.median(t.val):.2f} s"
+    return [Row("P4", "on-demand validation / epoch time", med, "<= 5 %", med <= 0.05, note)]
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--task", default="inpaint")

@@ -22,6 +22,11 @@ def test_expected_experiments_exist():
     for task in ("inpaint", "interp", "deblur", "denoise"):
         for prefix in ("ondemand", "rigidjoint", "fixated_easy", "fixated_hard"):
             assert f"{prefix}_{task}" in EXPERIMENTS
+    for model in ("srcnn", "vdsr", "drrn", "lapsrn", "edsr"):
+        for scale in (2, 3, 4):
+            assert (
+                f"sr_{model}_x{scale}" in EXPERIMENTS and f"sr_{model}_x{scale}_pspl" in EXPERIMENTS
+            )
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -29,8 +34,7 @@ def test_experiment_composes_and_instantiates(tmp_path, experiment):
     cfg = compose_cfg(tmp_path, f"experiment={experiment}")
     objs = build(cfg)
     dm, method = objs["datamodule"], objs["method"]
-    task = experiment.split("_")[-1]
-    assert cfg.task.name == task and cfg.task_name == experiment
+    assert cfg.task_name == experiment and cfg.task.name.split("_")[-1] in experiment
     policy = [
         c
         for c in objs["callbacks"]
@@ -41,15 +45,23 @@ def test_experiment_composes_and_instantiates(tmp_path, experiment):
         "ondemand": OnDemandPolicy,
         "rigidjoint": FixedWeightsPolicy,
         "fixated": FixatedPolicy,
+        "sr": FixedWeightsPolicy,
     }
     assert isinstance(policy[0], expected[experiment.split("_")[0]])
-    # the model accepts the data's patches and returns the same shape
-    c = cfg.task.channels
-    x = torch.rand(2, c, cfg.data.crop_size, cfg.data.crop_size)
+    # the model restores the degraded version of a training patch to the patch's shape
+    c, s = cfg.task.channels, dm.crop_size
+    x = torch.rand(2, c, s, s)
+    degraded, _ = dm.degradation(x, torch.ones(2, dtype=torch.long))
     method.eval()
     with torch.no_grad():
-        assert method(x).shape == x.shape
-    assert dm.ladder.n_levels == 5 and dm.ladder.extra_level == 6
+        assert method(degraded).shape == x.shape
+    if experiment.startswith("sr_"):
+        assert (
+            dm.ladder.n_levels == 1 and dm.ladder.extra_level is None and method.metric_space == "y"
+        )
+        assert "pspl" not in experiment or type(method.loss).__name__ == "PSPLoss"
+    else:
+        assert dm.ladder.n_levels == 5 and dm.ladder.extra_level == 6
 
 
 def test_paper_defaults_without_debug(tmp_path):

@@ -367,3 +367,15 @@ def test_noise_per_sample_sigma_clip_and_grey():
     ratio = pg["noise"].flatten(1).std(dim=1) / (pg["severity"] / 255)
     keep = pg["severity"] > 1  # level 1 can draw sigma ~ 0
     assert torch.allclose(ratio[keep], torch.ones_like(ratio[keep]), rtol=0.05)
+
+
+def test_ladder_without_an_extra_level():
+    from lightrestore.degradations.base import Ladder
+    from lightrestore.errors import LevelError
+
+    ladder = Ladder.from_config([[0, 0]], None, name="blur width")
+    assert ladder.test_levels == [1] and ladder.extra_level is None and not ladder.has_extra
+    ladder.check_levels([1])
+    with pytest.raises(LevelError, match="no extra level"):
+        ladder.check_levels([2])
+    assert ladder.draw(torch.ones(3, dtype=torch.long)).tolist() == [0.0, 0.0, 0.0]

@@ -113,3 +113,22 @@ def test_evaluate_cli_error_is_one_line(tmp_path):
     assert out.returncode == 2 and out.stderr.strip().startswith(
         "lightrestore.evaluate: error: checkpoint"
     )
+
+
+def test_summary_labels_evaluated_checkpoints_by_their_training(tmp_path):
+    for i, (exp, cur) in enumerate(
+        [("fixated_easy_inpaint", "fixated_easy"), ("ondemand_inpaint", "ondemand")]
+    ):
+        d = _fake_run(
+            tmp_path,
+            str(i),
+            [f"ckpt=/runs/{exp}/checkpoints/last.ckpt", "task=inpaint"],
+            [30, 25, 20],
+        )
+        doc = json.loads((d / "results.json").read_text())
+        doc.update(experiment=exp, curriculum=cur)
+        (d / "results.json").write_text(json.dumps(doc))
+    assert [r.label for r in find_runs([tmp_path])] == [
+        "fixated_easy_inpaint (fixated_easy)",
+        "ondemand_inpaint (ondemand)",
+    ]

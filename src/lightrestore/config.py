@@ -34,10 +34,13 @@ def process_rank() -> int:
 
 
 def register_resolvers() -> None:
-    """``${pid:}`` (process id, for unique run folders) and ``${rank_zero_file:path}``
-    (the path on rank 0, ``os.devnull`` elsewhere: only rank 0 writes the log file)."""
+    """``${pid:}`` (process id, for unique run folders), ``${mul:a,b}`` (a product) and
+    ``${rank_zero_file:path}`` (the path on rank 0, ``os.devnull`` elsewhere: only rank 0
+    writes the log file)."""
     if not OmegaConf.has_resolver("pid"):
         OmegaConf.register_new_resolver("pid", lambda: os.getpid(), use_cache=True)
+    if not OmegaConf.has_resolver("mul"):  # e.g. crop_size: ${mul:48,${task.scale}}
+        OmegaConf.register_new_resolver("mul", lambda a, b: a * b)
     if not OmegaConf.has_resolver("rank_zero_file"):
         OmegaConf.register_new_resolver(
             "rank_zero_file", lambda path: path if process_rank() == 0 else os.devnull

@@ -82,9 +82,7 @@ def _label(runs: list[Run]) -> None:
         common &= set(r.overrides)
     for r in runs:
         differing = [o for o in r.overrides if o not in common and not o.startswith("paths.")]
-        label = ",".join(
-            o.split("=", 1)[1] if o.startswith("curriculum=") else o for o in differing
-        )
+        label = ",".join(_short(o, r.doc) for o in differing)
         if not label and r.doc:
             label = str(r.doc.get("curriculum") or r.doc.get("experiment") or "")
         r.label = label or r.path.name
@@ -94,6 +92,18 @@ def _label(runs: list[Run]) -> None:
     for r in runs:
         if seen[r.label] > 1:
             r.label = f"{r.label} [{r.path.name}]"
+
+
+def _short(override: str, doc: dict[str, Any] | None) -> str:
+    """A readable label part: the curriculum's name; for an evaluated checkpoint
+    (``ckpt=<path>``) the experiment and curriculum it was trained with."""
+    key, _, value = override.partition("=")
+    if key in ("curriculum", "experiment"):
+        return value
+    if key == "ckpt" and doc:
+        trained = doc.get("experiment") or Path(value).parents[1].name
+        return f"{trained} ({doc['curriculum']})" if doc.get("curriculum") else str(trained)
+    return override
 
 
 def _levels(doc: dict[str, Any], variant: str | None = None) -> dict[str, Any]:

@@ -19,7 +19,7 @@ METRICS = ("psnr", "ssim", "l1", "l2")
 
 PROTOCOL = (
     "Fixed seeded pairs per level generated on the CPU (same clean patches at every level); "
-    "images in [0, 1] on all channels; PSNR with data range 1 (capped at 100 dB); SSIM with an "
+    "images in [0, 1]; {space}; PSNR with data range 1 (capped at 100 dB); SSIM with an "
     "11x11 Gaussian window (sigma 1.5, K1 0.01, K2 0.03) averaged over the valid region "
     "(scikit-image convention); L1/L2 are per-image means; every value is the mean over the "
     "level's pairs. 'mean' averages the training levels 1..N; level N+1 is the unseen extra level."
@@ -58,6 +58,7 @@ def build_results(
     per_level: int | None = None,
     variants: Mapping[str, Mapping[str, Any]] | None = None,
     extra: Mapping[str, Any] | None = None,
+    space: str = "PSNR/SSIM/L1/L2 on all channels",
 ) -> dict[str, Any]:
     """The ``results.json`` document.
 
@@ -70,6 +71,7 @@ def build_results(
         variants: extra test sets, ``{name: {"levels": metrics, "input": metrics,
             "checksum": str}}`` (e.g. centred holes).
         extra: anything else to record (experiment, method, data description...).
+        space: how the metrics were measured (channels, border), for the protocol.
     """
     doc: dict[str, Any] = dict(extra or {})
     doc.update(level_table(metrics, ladder, input_metrics))
@@ -83,7 +85,7 @@ def build_results(
             }
             for name, v in variants.items()
         }
-    doc["protocol"] = PROTOCOL
+    doc["protocol"] = PROTOCOL.format(space=space)
     return doc
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import WandbLogger
 from PIL import Image
@@ -66,6 +67,8 @@ class ValidationImageGrid(Callback):
             restored = pl_module.restore(batch.to(pl_module.device)).float().cpu()
             row = []
             for c, d, r in zip(batch.clean, batch.degraded, restored):
+                if d.shape != c.shape:  # super-resolution: show the LR input at HR size
+                    d = F.interpolate(d[None], size=c.shape[-2:], mode="nearest")[0]
                 row += [c, d, r]
             rows.append(row)
         grid = make_grid(rows)

@@ -65,6 +65,7 @@ class ResultsWriter(Callback):
             per_level=dm.test_set.per_level,
             variants=variants,
             extra=extra,
+            space=getattr(pl_module, "protocol", "PSNR/SSIM/L1/L2 on all channels"),
         )
         self.last_markdown = write_results(self.output_dir, doc, title=extra.get("experiment"))
         if self.print_table:

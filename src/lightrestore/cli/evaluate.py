@@ -31,7 +31,7 @@ def run_evaluate(cfg: Any) -> dict[str, Any]:
     from lightrestore.callbacks.plots import RunPlots
     from lightrestore.callbacks.results import ResultsWriter
     from lightrestore.checkpoints import load_checkpoint, load_weights
-    from lightrestore.cli.train import instantiate
+    from lightrestore.cli.train import instantiate, metric_settings
 
     ckpt_path = Path(str(cfg.ckpt)).expanduser()
     ckpt = load_checkpoint(ckpt_path)
@@ -57,7 +57,8 @@ def run_evaluate(cfg: Any) -> dict[str, Any]:
         )
     ladder = degradation.ladder
     method = instantiate(train_cfg.method, model=model, loss=instantiate(train_cfg.loss),
-                         n_val_levels=ladder.n_levels, n_test_levels=ladder.extra_level)  # fmt: skip
+                         n_val_levels=ladder.n_levels, n_test_levels=len(ladder.test_levels),
+                         **metric_settings(cfg.task))  # fmt: skip
     load_weights(method, ckpt, ckpt_path)
     method.run_config = ckpt["lightrestore"]["config"]
     trained = (train_cfg.get("callbacks") or {}).get("results", {}).get("extra", {})

@@ -40,6 +40,15 @@ def instantiate(node: Any, **kwargs: Any) -> Any:
         raise user from None
 
 
+def metric_settings(task: Any) -> dict[str, Any]:
+    """The task's measuring convention (``task.metrics``: ``space`` rgb|y, ``border``)."""
+    metrics = task.get("metrics") or {}
+    return {
+        "metric_space": metrics.get("space", "rgb"),
+        "metric_border": int(metrics.get("border", 0)),
+    }
+
+
 def build(cfg: Any) -> dict[str, Any]:
     """Instantiate everything a run needs from a composed config (no training).
 
@@ -62,7 +71,8 @@ def build(cfg: Any) -> dict[str, Any]:
         model=model,
         loss=loss,
         n_val_levels=ladder.n_levels,
-        n_test_levels=ladder.extra_level,
+        n_test_levels=len(ladder.test_levels),
+        **metric_settings(cfg.task),
     )
     if not isinstance(method, RestorationModule):
         raise UserError(f"method {type(method).__name__} is not a lightrestore method")

@@ -30,6 +30,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from lightrestore.data.batch import RestorationBatch
 from lightrestore.data.eval_set import EvalPairs, EvalSet, PoolDataset, as_float, build_eval_set
+from lightrestore.data.image_test_set import (
+    ImagePairs,
+    ImageTestSet,
+    benchmark_folder,
+    build_image_test_set,
+)
 from lightrestore.data.sampler import DifficultySampler
 from lightrestore.data.sources import ImageSource
 from lightrestore.data.train_loader import EpochSampler, ResumableLoader
@@ -53,7 +59,8 @@ class RestorationDataModule(LightningDataModule):
     Args:
         source: where clean images come from (``EmbeddedSource``, ``FolderSource``).
         degradation: the degradation family and its ladder.
-        crop_size: side ``S`` of training and evaluation patches (64 in ODL).
+        crop_size: side ``S`` of training and evaluation patches (64 in ODL); rounded
+            down to a multiple of the degradation's ``scale`` (super-resolution).
         batch_size: training batch ``B`` (100 in ODL).
         eval_batch_size: validation/test batch (default ``batch_size``).
         train_samples_per_epoch: patches per training epoch (default: one per
@@ -63,6 +70,10 @@ class RestorationDataModule(LightningDataModule):
             ``1..N+1`` for testing).
         test_variants: extra test sets, ``{name: fixed settings}`` passed to the
             degradation (e.g. ``{"centered": {"centered": True}}``).
+        benchmark_root, benchmark_sets: whole-image test sets, each the folder
+            ``<benchmark_root>/<name>`` (or its ``HR/``), e.g. Set5, Set14, BSD100,
+            Urban100; evaluated image by image, cropped to a multiple of the
+            degradation's ``scale``.
         num_workers: training loader workers; ``"auto"`` sizes from the machine.
         flip: random horizontal flips of training patches.
         seed: seeds the sampler, the device corruption generator and the eval sets.
@@ -81,6 +92,8 @@ class RestorationDataModule(LightningDataModule):
         val_levels: Sequence[int] | None = None,
         test_levels: Sequence[int] | None = None,
         test_variants: Mapping[str, Mapping[str, Any]] | None = None,
+        benchmark_root: str | None = None,
+        benchmark_sets: Sequence[str] = (),
         num_workers: int | str = 0,
         pin_memory: bool | None = None,
         flip: bool = True,
@@ -90,7 +103,15 @@ class RestorationDataModule(LightningDataModule):
         self.source = source
         self.degradation = degradation
         self.ladder = degradation.ladder
-        self.crop_size = int(crop_size)
+        scale = int(getattr(degradation, "scale", 1))
+        self.crop_size = int(crop_size) - int(crop_size) % scale  # SR: whole LR pixels
+        if self.crop_size != int(crop_size):
+            log.info(
+                "crop_size %d rounded to %d, a multiple of the scale %d",
+                crop_size,
+                self.crop_size,
+                scale,
+            )
         self.batch_size = int(batch_size)
         self.eval_batch_size = int(eval_batch_size or batch_size)
         self.train_samples_per_epoch = train_samples_per_epoch
@@ -102,6 +123,12 @@ class RestorationDataModule(LightningDataModule):
         self.ladder.check_levels(self.val_levels)
         self.ladder.check_levels(self.test_levels)
         self.test_variants = {str(k): dict(v) for k, v in (test_variants or {}).items()}
+        self.benchmark_root = benchmark_root
+        self.benchmark_sets = [str(b) for b in benchmark_sets or ()]
+        if self.benchmark_sets and not benchmark_root:
+            raise ConfigError(
+                f"data.benchmark_sets={self.benchmark_sets} needs data.benchmark_root=<folder holding them>"
+            )
         if DEFAULT in self.test_variants:
             raise ConfigError(f"'{DEFAULT}' is reserved for the main test set; rename the variant")
         self.num_workers = default_workers() if num_workers == "auto" else int(num_workers)
@@ -113,7 +140,7 @@ class RestorationDataModule(LightningDataModule):
         self.sampler = DifficultySampler(n, seed=self.seed)
         self.train_set: Dataset | None = None
         self.val_set: EvalSet | None = None
-        self.test_sets: dict[str, EvalSet] = {}
+        self.test_sets: dict[str, EvalSet | ImageTestSet] = {}
         self.pool: EvalSet | None = None
         self._generators: dict[str, torch.Generator] = {}
 
@@ -134,6 +161,20 @@ class RestorationDataModule(LightningDataModule):
                 self.test_sets[name] = self._eval_set(
                     "test", self.test_levels, self.test_per_level, fixed, name
                 )
+            for name in self.benchmark_sets:
+                folder = benchmark_folder(self.benchmark_root, name)
+                ts = build_image_test_set(
+                    folder, self.degradation, self.test_levels, self.source.channels,
+                    int(getattr(self.degradation, "scale", 1)), self.seed,
+                )  # fmt: skip
+                log.info(
+                    "test set %s: %d images from %s, checksum %s",
+                    name,
+                    len(ts) // len(ts.levels),
+                    folder,
+                    ts.checksum[:16],
+                )
+                self.test_sets[name] = ts
 
     @property
     def test_set(self) -> EvalSet | None:
@@ -217,19 +258,21 @@ class RestorationDataModule(LightningDataModule):
             return 0, 0
         return trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.processed
 
-    def _eval_loader(self, es: EvalSet | None) -> DataLoader:
-        """Fixed pairs in order. Under DDP every pair is evaluated exactly once: ranks
-        get disjoint shares without the padding duplicates of ``DistributedSampler``
-        (so the synced metrics are those of the whole set)."""
+    def _eval_loader(self, es: EvalSet | ImageTestSet | None) -> DataLoader:
+        """Fixed pairs in order (whole images one at a time). Under DDP every pair is
+        evaluated exactly once: ranks get disjoint shares without the padding duplicates
+        of ``DistributedSampler`` (so the synced metrics are those of the whole set)."""
         assert es is not None, "call setup() first"
-        dataset = EvalPairs(es)
+        whole = isinstance(es, ImageTestSet)
+        dataset = ImagePairs(es) if whole else EvalPairs(es)
         sampler = None
         trainer = getattr(self, "trainer", None)
         if trainer is not None and trainer.world_size > 1:
             sampler = UnrepeatedDistributedSampler(
                 dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
             )
-        return DataLoader(dataset, batch_size=self.eval_batch_size, sampler=sampler, num_workers=0)
+        batch_size = 1 if whole else self.eval_batch_size
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=0)
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader(self.val_set)
@@ -325,5 +368,8 @@ class RestorationDataModule(LightningDataModule):
             "val_levels": self.val_levels,
             "test_levels": self.test_levels,
             "test_variants": self.test_variants,
+            "benchmarks": {
+                n: str(benchmark_folder(self.benchmark_root, n)) for n in self.benchmark_sets
+            },
             "static_pool": None if self.pool is None else len(self.pool),
         }

@@ -7,6 +7,7 @@ from lightrestore.degradations.blur import GaussianBlur
 from lightrestore.degradations.inpaint import Inpaint
 from lightrestore.degradations.interpolate import Interpolate
 from lightrestore.degradations.noise import GaussianNoise
+from lightrestore.degradations.resize import Resize
 
 __all__ = [
     "Degradation",
@@ -16,4 +17,5 @@ __all__ = [
     "Interpolate",
     "Ladder",
     "Params",
+    "Resize",
 ]

@@ -38,7 +38,8 @@ class Ladder:
 
     Args:
         bins: ``N`` training bins ``(lo, hi)``, easiest first.
-        extra: the bin of the extra test level ``N+1``.
+        extra: the bin of the extra test level ``N+1``, or None for a ladder without one
+            (e.g. classic single-setting super-resolution).
         name: what the severity is (``"hole side"``, ``"sigma"``, ...), for messages.
         unit: unit of the severity, for tables (``"px"``, ``"%"``, ...).
         integer: severities are integers drawn uniformly from ``lo..hi`` inclusive
@@ -46,7 +47,7 @@ class Ladder:
     """
 
     bins: tuple[tuple[float, float], ...]
-    extra: tuple[float, float]
+    extra: tuple[float, float] | None
     name: str = "severity"
     unit: str = ""
     integer: bool = False
@@ -55,17 +56,23 @@ class Ladder:
     def __post_init__(self) -> None:
         bins = tuple((float(lo), float(hi)) for lo, hi in self.bins)
         object.__setattr__(self, "bins", bins)
-        object.__setattr__(self, "extra", (float(self.extra[0]), float(self.extra[1])))
+        if self.extra is not None:
+            object.__setattr__(self, "extra", (float(self.extra[0]), float(self.extra[1])))
         if not bins:
             raise ConfigError("a ladder needs at least one training bin")
-        for lo, hi in (*bins, self.extra):
+        for lo, hi in self.all_bins():
             if hi < lo:
                 raise ConfigError(f"ladder bin ({lo}, {hi}) has hi < lo")
 
     @classmethod
-    def from_config(cls, bins: Sequence[Sequence[float]], extra: Sequence[float], **kw) -> Ladder:
-        """Build from plain lists, as Hydra passes them."""
-        return cls(bins=tuple((b[0], b[1]) for b in bins), extra=(extra[0], extra[1]), **kw)
+    def from_config(
+        cls, bins: Sequence[Sequence[float]], extra: Sequence[float] | None, **kw
+    ) -> Ladder:
+        """Build from plain lists, as Hydra passes them; ``extra`` None or ``[]``: no extra
+        level (degradation constructors read None as "the default extra level", so
+        configs write ``extra: []`` for none)."""
+        extra_bin = None if extra is None or len(extra) == 0 else (extra[0], extra[1])
+        return cls(bins=tuple((b[0], b[1]) for b in bins), extra=extra_bin, **kw)
 
     @property
     def n_levels(self) -> int:
@@ -73,22 +80,26 @@ class Ladder:
         return len(self.bins)
 
     @property
-    def extra_level(self) -> int:
-        """The extra test level ``N+1``."""
-        return len(self.bins) + 1
+    def has_extra(self) -> bool:
+        return self.extra is not None
+
+    @property
+    def extra_level(self) -> int | None:
+        """The extra test level ``N+1`` (None when the ladder has none)."""
+        return len(self.bins) + 1 if self.extra is not None else None
 
     @property
     def test_levels(self) -> list[int]:
-        """All levels evaluated at test time: ``1..N+1``."""
-        return list(range(1, self.extra_level + 1))
+        """All levels evaluated at test time: ``1..N+1`` (``1..N`` without an extra level)."""
+        return list(range(1, len(self.all_bins()) + 1))
 
     @property
     def max_severity(self) -> float:
-        return max(hi for _, hi in (*self.bins, self.extra))
+        return max(hi for _, hi in self.all_bins())
 
     def all_bins(self) -> tuple[tuple[float, float], ...]:
-        """Bins of levels ``1..N+1``."""
-        return (*self.bins, self.extra)
+        """Bins of levels ``1..N+1`` (``1..N`` without an extra level)."""
+        return (*self.bins, self.extra) if self.extra is not None else tuple(self.bins)
 
     def bounds(self, level: int) -> tuple[float, float]:
         """``(lo, hi)`` of one level (1-based, ``N+1`` allowed)."""
@@ -97,7 +108,7 @@ class Ladder:
 
     def describe(self, level: int) -> str:
         lo, hi = self.bounds(level)
-        return f"{lo:g}-{hi:g}{self.unit}"
+        return f"{lo:g}{self.unit}" if lo == hi else f"{lo:g}-{hi:g}{self.unit}"
 
     def check_levels(self, levels: Iterable[int] | Tensor, *, allow_extra: bool = True) -> None:
         """Raise :class:`LevelError` if any level is outside the ladder.
@@ -106,14 +117,17 @@ class Ladder:
         """
         if isinstance(levels, Tensor):
             levels = levels.detach().cpu().flatten().tolist()
-        top = self.extra_level if allow_extra else self.n_levels
+        top = self.extra_level if allow_extra and self.has_extra else self.n_levels
         bad = sorted({int(v) for v in levels if not 1 <= int(v) <= top})
         if bad:
-            where = (
-                f"1..{self.n_levels} for training and {self.extra_level} (extra) for testing"
-                if allow_extra
-                else f"1..{self.n_levels} (level {self.extra_level} is test-only)"
-            )
+            if not self.has_extra:
+                where = f"1..{self.n_levels} (this ladder has no extra level)"
+            elif allow_extra:
+                where = (
+                    f"1..{self.n_levels} for training and {self.extra_level} (extra) for testing"
+                )
+            else:
+                where = f"1..{self.n_levels} (level {self.extra_level} is test-only)"
             raise LevelError(
                 f"level {bad[0] if len(bad) == 1 else bad} is outside the {self.name} ladder: "
                 f"valid levels are {where}"
@@ -127,11 +141,11 @@ class Ladder:
         for i, (lo, hi) in enumerate(self.all_bins()):
             if lo <= severity <= hi:
                 return i + 1
-        lo, hi = self.bins[0][0], self.extra[1]
+        lo, hi = self.bins[0][0], self.all_bins()[-1][1]
         raise LevelError(f"{self.name} {severity:g} lies outside the ladder's range {lo:g}..{hi:g}")
 
     def table(self, device: torch.device | str) -> Tensor:
-        """``(N+1, 2)`` float32 tensor of ``(lo, hi)`` per level, cached per device."""
+        """``(L, 2)`` float32 tensor of ``(lo, hi)`` per level (L = N+1, or N), cached per device."""
         key = str(device)
         t = self._tables.get(key)
         if t is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
@@ -17,6 +18,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
 from lightrestore.data.batch import RestorationBatch
+from lightrestore.errors import ConfigError
 from lightrestore.metrics.level_metrics import LevelMetrics
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
@@ -51,17 +53,22 @@ class RestorationModule(LightningModule):
         scheduler: Callable[..., Any] | None = None,
         n_val_levels: int = 5,
         n_test_levels: int = 6,
+        metric_space: str = "rgb",
+        metric_border: int = 0,
     ) -> None:
         super().__init__()
+        if metric_space not in ("rgb", "y"):
+            raise ConfigError(f"metric_space must be 'rgb' or 'y', got {metric_space!r}")
+        self.metric_space, self.metric_border = metric_space, int(metric_border)
         self.model = model
         self.loss = loss
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.n_test_levels = int(n_test_levels)
         self.train_loss = MeanMetric()
-        self.val_metrics = LevelMetrics(n_val_levels)
-        self.test_metrics = nn.ModuleDict({"default": LevelMetrics(n_test_levels)})
-        self.test_input_metrics = nn.ModuleDict({"default": LevelMetrics(n_test_levels)})
+        self.val_metrics = self._level_metrics(n_val_levels)
+        self.test_metrics = nn.ModuleDict({"default": self._level_metrics(n_test_levels)})
+        self.test_input_metrics = nn.ModuleDict({"default": self._level_metrics(n_test_levels)})
         self.test_set_names: list[str] = ["default"]
         self.val_results: dict[int, dict[str, float]] = {}
         self.test_results: dict[int, dict[str, float]] = {}
@@ -73,6 +80,25 @@ class RestorationModule(LightningModule):
         self.hard_mining_fraction: float | None = None
         self.run_config: dict[str, Any] | None = None  # the resolved config, saved in checkpoints
 
+    def _level_metrics(self, n_levels: int) -> LevelMetrics:
+        """Per-level metrics in the configured space: all channels, or the Y channel with
+        a border crop (super-resolution's convention)."""
+        if self.metric_space == "y":
+            from lightrestore.metrics.sr import measure_y
+
+            return LevelMetrics(n_levels, measure=partial(measure_y, border=self.metric_border))
+        return LevelMetrics(n_levels)
+
+    @property
+    def protocol(self) -> str:
+        """How the metrics were measured, for results files."""
+        if self.metric_space == "y":
+            return (
+                "PSNR/SSIM/L1/L2 on the Y channel (ITU-R BT.601 studio range, as MATLAB's rgb2ycbcr) "
+                f"with a border of {self.metric_border} px cropped"
+            )
+        return "PSNR/SSIM/L1/L2 on all channels"
+
     # ------------------------------------------------------------------ forward
     def forward(self, degraded: Tensor) -> Tensor:
         return self.model(degraded)
@@ -80,6 +106,18 @@ class RestorationModule(LightningModule):
     def restore(self, batch: RestorationBatch) -> Tensor:
         """The method's restoration of ``batch.degraded``: ``(B, C, H, W)`` in [0, 1]."""
         return self(batch.degraded)
+
+    @staticmethod
+    def input_estimate(batch: RestorationBatch) -> Tensor:
+        """The degraded input as an estimate of the clean image (the "do nothing"
+        baseline of the results' ``input_psnr``): itself, or for super-resolution its
+        MATLAB-bicubic upscaling (the field's "Bicubic" row)."""
+        d, size = batch.degraded, tuple(batch.clean.shape[-2:])
+        if tuple(d.shape[-2:]) == size:
+            return d
+        from lightrestore.degradations.resize import imresize
+
+        return imresize(d, scale=size[-1] / d.shape[-1], size=size)
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch: RestorationBatch, batch_idx: int) -> Tensor:
@@ -106,6 +144,11 @@ class RestorationModule(LightningModule):
         self.train_loss.update(loss.detach(), weight=batch_size)
         self.log("train/loss_step", loss.detach(), prog_bar=True, on_step=True, on_epoch=False)
         self.log("train/loss", self.train_loss, on_step=False, on_epoch=True)
+        terms = getattr(self.loss, "log_values", None)  # e.g. PSPL's delta and attention stats
+        if callable(terms):
+            name = type(self.loss).__name__
+            for key, value in terms().items():
+                self.log(f"train/{name}/{key}", value, on_step=True, on_epoch=False)
 
     # ------------------------------------------------------------------ validation
     def validation_step(self, batch: RestorationBatch, batch_idx: int) -> None:
@@ -122,9 +165,11 @@ class RestorationModule(LightningModule):
         names = list(getattr(self.trainer.datamodule, "test_set_names", None) or ["default"])
         if names != self.test_set_names:
             self.test_set_names = names
-            self.test_metrics = nn.ModuleDict({n: LevelMetrics(self.n_test_levels) for n in names})
+            self.test_metrics = nn.ModuleDict(
+                {n: self._level_metrics(self.n_test_levels) for n in names}
+            )
             self.test_input_metrics = nn.ModuleDict(
-                {n: LevelMetrics(self.n_test_levels) for n in names}
+                {n: self._level_metrics(self.n_test_levels) for n in names}
             )
             self.test_metrics.to(self.device)
             self.test_input_metrics.to(self.device)
@@ -132,7 +177,7 @@ class RestorationModule(LightningModule):
     def test_step(self, batch: RestorationBatch, batch_idx: int, dataloader_idx: int = 0) -> None:
         name = self.test_set_names[dataloader_idx]
         self.test_metrics[name].update(self.restore(batch), batch.clean, batch.level)
-        self.test_input_metrics[name].update(batch.degraded, batch.clean, batch.level)
+        self.test_input_metrics[name].update(self.input_estimate(batch), batch.clean, batch.level)
 
     def on_test_epoch_end(self) -> None:
         self.test_variant_results = {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 from torchmetrics import Metric
@@ -17,6 +19,9 @@ class LevelMetrics(Metric):
 
     Args:
         n_levels: the number of levels tracked (``1..n_levels``).
+        measure: ``measure(pred, target) -> {"psnr", "ssim", "l1", "l2"}`` of ``(B,)``
+            tensors; default :func:`measure_all` (all channels). SR uses the Y channel
+            with a border crop (``lightrestore.metrics.sr.measure_y``).
 
     ``update(pred, target, level)``: ``pred``/``target`` ``(B, C, H, W)`` in [0, 1]
     (predictions are clamped), ``level`` ``(B,)`` in ``1..n_levels``.
@@ -27,9 +32,12 @@ class LevelMetrics(Metric):
     full_state_update = False
     higher_is_better = True
 
-    def __init__(self, n_levels: int, **kwargs) -> None:
+    def __init__(
+        self, n_levels: int, measure: Callable[[Tensor, Tensor], dict] | None = None, **kwargs
+    ) -> None:
         super().__init__(**kwargs)
         self.n_levels = int(n_levels)
+        self.measure = measure or measure_all
         for name in MEASURES:
             self.add_state(
                 f"sum_{name}", torch.zeros(self.n_levels, dtype=torch.float64), dist_reduce_fx="sum"
@@ -40,7 +48,7 @@ class LevelMetrics(Metric):
 
     def update(self, pred: Tensor, target: Tensor, level: Tensor) -> None:  # type: ignore[override]
         idx = level.long() - 1
-        values = measure_all(pred.detach(), target.detach())
+        values = self.measure(pred.detach(), target.detach())
         for name, v in values.items():
             getattr(self, f"sum_{name}").index_add_(0, idx, v.double())
         self.count.index_add_(0, idx, torch.ones_like(idx, dtype=torch.float64))

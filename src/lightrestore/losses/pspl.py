@@ -1,0 +1,136 @@
+"""PSPL: the pixel-level self-paced loss (Lin et al., "PSPL"), for any restoration model.
+
+Each training step:
+
+1. ``m_s`` = the SSIM map between the restored and the ground-truth image (11×11
+   Gaussian window, σ 1.5, per channel, zero padding 5 so it keeps the image size,
+   C1 = 0.01², C2 = 0.03²), computed *without gradient*;
+2. ``m_a = γ · exp(−((m_s − μ) / δ)²)``, the attention, in ``[0, γ]``; ``μ = −1`` puts
+   the weight ``γ`` on the worst pixels (SSIM −1) and, while ``δ`` is small, almost none
+   on the others;
+3. ``δ = α·t + β`` with ``t`` the fractional epoch, advanced by ``1/batches_per_epoch``
+   before each training batch (the authors' code: an "epoch" is 1000 batches, so ``t``
+   starts at 0.001); as ``δ`` grows the attention spreads to every pixel;
+4. loss = ``L(m_a ⊙ I_sr, m_a ⊙ I_hr)`` with ``L`` = L1 or L2.
+
+It only changes the loss: the network and the test-time behaviour are untouched. ``t``
+is a buffer, so it is saved in checkpoints and a resumed run continues the schedule (the
+authors' code restarts it at 0).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lightrestore.errors import ConfigError
+from lightrestore.losses.pixel import PixelLoss
+from lightrestore.metrics.image_quality import _gaussian_window
+
+C1, C2 = 0.01**2, 0.03**2
+SSIM_PAD = 5
+
+
+def ssim_map(pred: Tensor, target: Tensor) -> Tensor:
+    """Per-pixel SSIM ``(B, C, H, W)`` in [-1, 1], zero padding 5 (the authors' map).
+
+    Args:
+        pred, target: ``(B, C, H, W)`` in [0, 1].
+    """
+    b, c, h, w = pred.shape
+    x, y = pred.float(), target.float()
+    n = 5 * b * c
+    maps = torch.stack([x, y, x * x, y * y, x * y]).reshape(1, n, h, w)
+    win = _gaussian_window(x.device, x.dtype)
+    maps = F.conv2d(
+        maps, win.view(1, 1, -1, 1).expand(n, 1, -1, 1), padding=(SSIM_PAD, 0), groups=n
+    )
+    maps = F.conv2d(
+        maps, win.view(1, 1, 1, -1).expand(n, 1, 1, -1), padding=(0, SSIM_PAD), groups=n
+    )
+    mu_x, mu_y, xx, yy, xy = maps.view(5, b, c, h, w)
+    num = (2 * mu_x * mu_y + C1) * (2 * (xy - mu_x * mu_y) + C2)
+    den = (mu_x * mu_x + mu_y * mu_y + C1) * (xx - mu_x * mu_x + yy - mu_y * mu_y + C2)
+    return num / den
+
+
+def attention(m_s: Tensor, delta: float | Tensor, gamma: float = 2.0, mu: float = -1.0) -> Tensor:
+    """``γ · exp(−((m_s − μ) / δ)²)``, same shape as ``m_s``, values in [0, γ]."""
+    return gamma * torch.exp(-(((m_s - mu) / delta) ** 2))
+
+
+class PSPLoss(nn.Module):
+    """The PSPL loss wrapping L1 or L2.
+
+    Args:
+        base: ``"l1"`` or ``"l2"`` (the wrapped pixel loss).
+        gamma, mu: attention height and centre (paper: 2, −1).
+        alpha, beta: ``δ = α·t + β`` (paper: 1, 0).
+        batches_per_epoch: the unit of ``t`` (authors: 1000 batches, EDSR's
+            ``test_every``).
+        min_delta: ``δ`` is clamped to at least this (``β = 0`` gives ``δ = 0`` at
+            ``t = 0``, a division by zero).
+
+    ``per_sample(pred, target)`` returns ``(B,)`` weighted losses and, in training mode,
+    first advances ``t``; ``forward`` is their mean. ``log_values()`` gives the current
+    ``δ``, ``t`` and the last attention map's min / mean / max for logging.
+    """
+
+    def __init__(
+        self,
+        base: str = "l1",
+        gamma: float = 2.0,
+        mu: float = -1.0,
+        alpha: float = 1.0,
+        beta: float = 0.0,
+        batches_per_epoch: int = 1000,
+        min_delta: float = 1e-6,
+    ) -> None:
+        super().__init__()
+        if batches_per_epoch < 1 or gamma <= 0 or min_delta <= 0:
+            raise ConfigError("PSPL needs batches_per_epoch >= 1, gamma > 0 and min_delta > 0")
+        self.base = PixelLoss(base)
+        self.gamma, self.mu, self.alpha, self.beta = (
+            float(gamma),
+            float(mu),
+            float(alpha),
+            float(beta),
+        )
+        self.batches_per_epoch = int(batches_per_epoch)
+        self.min_delta = float(min_delta)
+        self.register_buffer("t", torch.zeros((), dtype=torch.float64))
+        self._stats: dict[str, Tensor] = {}
+
+    @property
+    def delta(self) -> float:
+        """The current ``δ = max(α·t + β, min_delta)``."""
+        return max(self.alpha * float(self.t) + self.beta, self.min_delta)
+
+    def per_sample(self, pred: Tensor, target: Tensor) -> Tensor:
+        if self.training:
+            self.t += 1.0 / self.batches_per_epoch
+        delta = self.delta
+        with torch.no_grad():
+            weights = attention(ssim_map(pred.detach(), target), delta, self.gamma, self.mu)
+        weights = weights.to(pred.dtype)
+        self._stats = {
+            "delta": torch.tensor(delta),
+            "t": self.t.detach().clone(),
+            "attention_min": weights.min(),
+            "attention_mean": weights.mean(),
+            "attention_max": weights.max(),
+        }
+        return self.base.per_sample(weights * pred, weights * target)
+
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        return self.per_sample(pred, target).mean()
+
+    def log_values(self) -> dict[str, Tensor]:
+        return dict(self._stats)
+
+    def extra_repr(self) -> str:
+        return (
+            f"base={self.base.kind}, gamma={self.gamma}, mu={self.mu}, delta={self.alpha}*t+{self.beta}, "
+            f"batches_per_epoch={self.batches_per_epoch}"
+        )
