@@ -34,8 +34,8 @@ def test_bad_inputs_for_every_experiment(tmp_path, experiment):
         run(
             compose_cfg(tmp_path / "a", exp, "data=folder", f"data.source.root={tmp_path / 'none'}")
         )
-    with pytest.raises(LevelError, match=r"level 7 is outside .* valid levels are 1..5"):
-        run(compose_cfg(tmp_path / "b", exp, "data.test_levels=[1,7]"))
+    with pytest.raises(LevelError, match=r"level 99 is outside the .* ladder: valid levels are 1\.\."):
+        run(compose_cfg(tmp_path / "b", exp, "data.test_levels=[1,99]"))
     with pytest.raises(UserError, match="does not exist"):
         run(compose_cfg(tmp_path / "c", exp, f"ckpt_path={tmp_path / 'missing.ckpt'}"))
     with pytest.raises(UserError, match="ckpt_path=last: no earlier run"):
