@@ -13,12 +13,12 @@ A sweep over checkpoints gives ODL's fixation matrix (train policy × test level
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
-from lightrestore.config import config_dir, register_resolvers
-from lightrestore.errors import ConfigError, find_user_error
+from lightrestore.cli.app import report_user_errors, run_app
+from lightrestore.config import register_resolvers
+from lightrestore.errors import ConfigError
 
 register_resolvers()
 
@@ -87,23 +87,11 @@ def run_evaluate(cfg: Any) -> dict[str, Any]:
 
 
 def _main(cfg: Any) -> None:
-    try:
-        run_evaluate(cfg)
-    except Exception as exc:
-        user = find_user_error(exc)
-        if user is None:
-            raise
-        print(f"lightrestore.evaluate: error: {user}", file=sys.stderr, flush=True)
-        sys.exit(2)
+    report_user_errors("lightrestore.evaluate", run_evaluate, cfg)
 
 
 def main() -> None:
-    import hydra
-
-    app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="evaluate")(
-        _main
-    )
-    app()
+    run_app("evaluate", _main)
 
 
 if __name__ == "__main__":

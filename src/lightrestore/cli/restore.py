@@ -8,12 +8,12 @@ fixed input size (``image_size``, e.g. ODL's autoencoder) run on overlapping til
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
-from lightrestore.config import config_dir, register_resolvers
-from lightrestore.errors import DataError, find_user_error
+from lightrestore.cli.app import report_user_errors, run_app
+from lightrestore.config import register_resolvers
+from lightrestore.errors import DataError
 
 register_resolvers()
 
@@ -96,23 +96,11 @@ def run_restore(cfg: Any) -> list[Path]:
 
 
 def _main(cfg: Any) -> None:
-    try:
-        run_restore(cfg)
-    except Exception as exc:
-        user = find_user_error(exc)
-        if user is None:
-            raise
-        print(f"lightrestore.restore: error: {user}", file=sys.stderr, flush=True)
-        sys.exit(2)
+    report_user_errors("lightrestore.restore", run_restore, cfg)
 
 
 def main() -> None:
-    import hydra
-
-    app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="restore")(
-        _main
-    )
-    app()
+    run_app("restore", _main)
 
 
 if __name__ == "__main__":

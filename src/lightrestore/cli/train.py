@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lightrestore.config import config_dir, register_resolvers
+from lightrestore.cli.app import report_user_errors, run_app
+from lightrestore.config import register_resolvers
 from lightrestore.errors import UserError, find_user_error
 
 log = logging.getLogger("lightrestore")
@@ -192,7 +193,7 @@ def resolve_ckpt_path(cfg: Any) -> str | None:
     return str(Path(str(ckpt)).expanduser())
 
 
-def _main(cfg: Any) -> None:
+def _train(cfg: Any) -> None:
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     try:
@@ -205,21 +206,16 @@ def _main(cfg: Any) -> None:
             flush=True,
         )
         sys.exit(143)
-    except Exception as exc:  # report user errors in one line, re-raise the rest
-        user = find_user_error(exc)
-        if user is None:
-            raise
-        print(f"lightrestore: error: {user}", file=sys.stderr, flush=True)
-        sys.exit(2)
+
+
+def _main(cfg: Any) -> None:
+    report_user_errors("lightrestore", _train, cfg)
 
 
 def main() -> None:
     """Console entry point (``lightrestore`` / ``python -m lightrestore``)."""
-    import hydra
-
     os.environ.setdefault("HYDRA_FULL_ERROR", "0")
-    app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")(_main)
-    app()
+    run_app("train", _main)
 
 
 __all__ = ["build", "run", "main", "UserError"]

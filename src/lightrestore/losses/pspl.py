@@ -21,14 +21,12 @@ authors' code restarts it at 0).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lightrestore.errors import ConfigError
 from lightrestore.losses.pixel import PixelLoss
-from lightrestore.metrics.image_quality import _gaussian_window
+from lightrestore.metrics import image_quality
 
-C1, C2 = 0.01**2, 0.03**2
 SSIM_PAD = 5
 
 
@@ -38,21 +36,7 @@ def ssim_map(pred: Tensor, target: Tensor) -> Tensor:
     Args:
         pred, target: ``(B, C, H, W)`` in [0, 1].
     """
-    b, c, h, w = pred.shape
-    x, y = pred.float(), target.float()
-    n = 5 * b * c
-    maps = torch.stack([x, y, x * x, y * y, x * y]).reshape(1, n, h, w)
-    win = _gaussian_window(x.device, x.dtype)
-    maps = F.conv2d(
-        maps, win.view(1, 1, -1, 1).expand(n, 1, -1, 1), padding=(SSIM_PAD, 0), groups=n
-    )
-    maps = F.conv2d(
-        maps, win.view(1, 1, 1, -1).expand(n, 1, 1, -1), padding=(0, SSIM_PAD), groups=n
-    )
-    mu_x, mu_y, xx, yy, xy = maps.view(5, b, c, h, w)
-    num = (2 * mu_x * mu_y + C1) * (2 * (xy - mu_x * mu_y) + C2)
-    den = (mu_x * mu_x + mu_y * mu_y + C1) * (xx - mu_x * mu_x + yy - mu_y * mu_y + C2)
-    return num / den
+    return image_quality.ssim_map(pred, target, padding=SSIM_PAD)
 
 
 def attention(m_s: Tensor, delta: float | Tensor, gamma: float = 2.0, mu: float = -1.0) -> Tensor:

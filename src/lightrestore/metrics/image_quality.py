@@ -49,29 +49,38 @@ def _gaussian_window(device: torch.device, dtype: torch.dtype) -> Tensor:
     return win
 
 
-def ssim(pred: Tensor, target: Tensor) -> Tensor:
-    """Per-image SSIM (scikit-image convention, see module doc): ``(B,)``.
+def ssim_map(pred: Tensor, target: Tensor, padding: int = 0) -> Tensor:
+    """Per-pixel SSIM ``(B, C, H', W')`` in [-1, 1] (11×11 Gaussian window, σ 1.5).
 
-    The Gaussian window is applied as two separable 1-D passes without padding, so the
-    maps cover exactly the valid region (the border of 5 pixels is never computed).
+    The window is applied as two separable depthwise 1-D passes (one group per map,
+    ~10x faster on the CPU than a batch of 1-channel 2-D convolutions). ``padding=0``
+    gives the valid region only (``H' = H - 10``); ``padding=5`` zero-pads to keep the
+    image size (the PSPL authors' map).
     """
-    pad = (SSIM_WINDOW - 1) // 2
     b, c, h, w = pred.shape
-    if min(h, w) <= 2 * pad:
-        raise ValueError(f"SSIM needs images larger than {2 * pad}x{2 * pad}, got {(h, w)}")
     x, y = pred.float(), target.float()
     n = 5 * b * c
     maps = torch.stack([x, y, x * x, y * y, x * y]).reshape(1, n, h, w)
     win = _gaussian_window(x.device, x.dtype)
-    # depthwise (one group per map): ~10x faster than a batch of 1-channel convolutions
-    maps = F.conv2d(maps, win.view(1, 1, -1, 1).expand(n, 1, -1, 1), groups=n)
-    maps = F.conv2d(maps, win.view(1, 1, 1, -1).expand(n, 1, 1, -1), groups=n)
-    mu_x, mu_y, xx, yy, xy = maps.view(5, b, c, h - 2 * pad, w - 2 * pad)
+    maps = F.conv2d(maps, win.view(1, 1, -1, 1).expand(n, 1, -1, 1), padding=(padding, 0), groups=n)
+    maps = F.conv2d(maps, win.view(1, 1, 1, -1).expand(n, 1, 1, -1), padding=(0, padding), groups=n)
+    mu_x, mu_y, xx, yy, xy = maps.view(5, b, c, *maps.shape[-2:])
     c1, c2 = 0.01**2, 0.03**2
     var_x, var_y, cov = xx - mu_x * mu_x, yy - mu_y * mu_y, xy - mu_x * mu_y
     num = (2 * mu_x * mu_y + c1) * (2 * cov + c2)
     den = (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2)
-    return (num / den).mean(dim=(1, 2, 3))
+    return num / den
+
+
+def ssim(pred: Tensor, target: Tensor) -> Tensor:
+    """Per-image SSIM (scikit-image convention, see module doc): ``(B,)``; the maps cover
+    exactly the valid region (the border of 5 pixels is never computed)."""
+    pad = (SSIM_WINDOW - 1) // 2
+    if min(pred.shape[-2:]) <= 2 * pad:
+        raise ValueError(
+            f"SSIM needs images larger than {2 * pad}x{2 * pad}, got {tuple(pred.shape[-2:])}"
+        )
+    return ssim_map(pred, target).mean(dim=(1, 2, 3))
 
 
 def l1(pred: Tensor, target: Tensor) -> Tensor:
