@@ -147,3 +147,21 @@ def test_test_variants_share_patches_and_severities():
     assert torch.equal(b.params["top"], (32 - side) // 2)
     assert a.checksum != b.checksum
     assert len(dm.test_dataloader()) == 2
+
+
+def test_resident_eval_loader_matches_the_dataloader():
+    from lightrestore.data.eval_set import ResidentEvalLoader
+
+    dm = _dm()
+    dm.setup("fit")
+    ref = list(dm.val_dataloader())
+    got = list(ResidentEvalLoader(dm.val_set, torch.device("cpu"), dm.eval_batch_size))
+    assert len(got) == len(ref)
+    for a, b in zip(ref, got):
+        for key in ("clean", "degraded", "level"):
+            assert torch.equal(a[key], b[key])
+        assert all(torch.equal(a["params"][k], b["params"][k]) for k in a["params"])
+    shard = ResidentEvalLoader(dm.val_set, torch.device("cpu"), 4, rank=1, world=2)
+    assert (
+        sum(len(b["level"]) for b in shard) == len(dm.val_set) // 2
+    )  # 15 pairs: 7 on rank 1, no padding

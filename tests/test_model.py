@@ -61,3 +61,21 @@ def test_loss_decreases_on_a_fixed_batch():
         opt.step()
         first = first if first is not None else float(loss)
     assert float(loss) < 0.5 * first
+
+
+def test_channels_last_gives_the_same_output():
+    from lightrestore.losses.pixel import PixelLoss
+    from lightrestore.methods.restoration import RestorationModule
+
+    torch.manual_seed(0)
+    model = ODLAutoencoder(width=8, image_size=32).eval()
+    x = torch.rand(4, 3, 32, 32)
+    with torch.no_grad():
+        ref = model(x)
+        m = RestorationModule(model, PixelLoss(), torch.optim.Adam, channels_last=True)
+        m.configure_model()
+        out = m(x)
+    assert torch.allclose(out, ref, atol=1e-5)
+    assert next(m.model.parameters()).dim() == 4 and m.model.encoder[0][0].weight.is_contiguous(
+        memory_format=torch.channels_last
+    )

@@ -34,7 +34,9 @@ def test_bad_inputs_for_every_experiment(tmp_path, experiment):
         run(
             compose_cfg(tmp_path / "a", exp, "data=folder", f"data.source.root={tmp_path / 'none'}")
         )
-    with pytest.raises(LevelError, match=r"level 99 is outside the .* ladder: valid levels are 1\.\."):
+    with pytest.raises(
+        LevelError, match=r"level 99 is outside the .* ladder: valid levels are 1\.\."
+    ):
         run(compose_cfg(tmp_path / "b", exp, "data.test_levels=[1,99]"))
     with pytest.raises(UserError, match="does not exist"):
         run(compose_cfg(tmp_path / "c", exp, f"ckpt_path={tmp_path / 'missing.ckpt'}"))

@@ -29,7 +29,14 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from lightrestore.data.batch import RestorationBatch
-from lightrestore.data.eval_set import EvalPairs, EvalSet, PoolDataset, as_float, build_eval_set
+from lightrestore.data.eval_set import (
+    EvalPairs,
+    EvalSet,
+    PoolDataset,
+    ResidentEvalLoader,
+    as_float,
+    build_eval_set,
+)
 from lightrestore.data.image_test_set import (
     ImagePairs,
     ImageTestSet,
@@ -258,15 +265,20 @@ class RestorationDataModule(LightningDataModule):
             return 0, 0
         return trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.processed
 
-    def _eval_loader(self, es: EvalSet | ImageTestSet | None) -> DataLoader:
+    def _eval_loader(self, es: EvalSet | ImageTestSet | None) -> DataLoader | ResidentEvalLoader:
         """Fixed pairs in order (whole images one at a time). Under DDP every pair is
         evaluated exactly once: ranks get disjoint shares without the padding duplicates
         of ``DistributedSampler`` (so the synced metrics are those of the whole set)."""
         assert es is not None, "call setup() first"
         whole = isinstance(es, ImageTestSet)
+        trainer = getattr(self, "trainer", None)
+        device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+        if not whole and device.type == "cuda":  # keep the pairs on the GPU: no copy per batch
+            return ResidentEvalLoader(
+                es, device, self.eval_batch_size, trainer.global_rank, trainer.world_size
+            )
         dataset = ImagePairs(es) if whole else EvalPairs(es)
         sampler = None
-        trainer = getattr(self, "trainer", None)
         if trainer is not None and trainer.world_size > 1:
             sampler = UnrepeatedDistributedSampler(
                 dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False

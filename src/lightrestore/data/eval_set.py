@@ -222,3 +222,41 @@ class PoolDataset(Dataset):
     def __getitem__(self, index: int | tuple[int, int]) -> dict:
         gen = item_generator(self.seed, *index) if isinstance(index, tuple) else None
         return self.pairs[int(torch.randint(0, len(self.pairs), (1,), generator=gen))]
+
+
+class ResidentEvalLoader:
+    """Batches of an :class:`EvalSet` whose tensors were moved to ``device`` once.
+
+    Used for validation/testing on a GPU: no host-to-device copy per batch. Under DDP
+    rank ``r`` takes pairs ``r::world`` (no padding duplicates). Yields the same dicts
+    as ``DataLoader(EvalPairs(...))``.
+    """
+
+    def __init__(
+        self,
+        eval_set: EvalSet,
+        device: torch.device,
+        batch_size: int,
+        rank: int = 0,
+        world: int = 1,
+    ):
+        self.batch_size = int(batch_size)
+        self.rows = torch.arange(len(eval_set))[rank::world].to(device)
+        self.clean = eval_set.clean.to(device)
+        self.degraded = eval_set.degraded.to(device)
+        self.level = eval_set.level.to(device)
+        self.index = eval_set.index.to(device)
+        self.params = {k: v.to(device) for k, v in eval_set.params.items()}
+
+    def __len__(self) -> int:
+        return -(-len(self.rows) // self.batch_size)
+
+    def __iter__(self):
+        for i in range(0, len(self.rows), self.batch_size):
+            r = self.rows[i : i + self.batch_size]
+            yield {
+                "clean": self.clean[self.index[r]],
+                "degraded": self.degraded[r],
+                "level": self.level[r],
+                "params": {k: v[r] for k, v in self.params.items()},
+            }
