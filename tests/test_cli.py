@@ -314,3 +314,15 @@ def test_ddp_ranks_hold_the_same_allocation_and_exact_metrics(tmp_path):
             assert p == pytest.approx(ref[lv], abs=1e-4)
         inv = np.array([1 / ref[str(lv)] for lv in range(1, 6)])
         assert docs[0]["weights"] == pytest.approx((inv / inv.sum()).tolist(), rel=1e-5)
+
+
+def test_a_run_never_writes_into_a_folder_that_holds_one(tmp_path):
+    first = tmp_path / "taken"
+    assert run_cli("experiment=rigidjoint_interp", "debug=smoke", "trainer.max_epochs=1",
+                   f"hydra.run.dir={first}", cwd=tmp_path).returncode == 0  # fmt: skip
+    before = (first / "results.json").read_text()
+    out = run_cli(
+        "experiment=rigidjoint_interp", "debug=smoke", f"hydra.run.dir={first}", cwd=tmp_path
+    )
+    assert out.returncode == 2 and "already holds a run" in out.stderr
+    assert (first / "results.json").read_text() == before

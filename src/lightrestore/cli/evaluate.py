@@ -31,8 +31,9 @@ def run_evaluate(cfg: Any) -> dict[str, Any]:
     from lightrestore.callbacks.plots import RunPlots
     from lightrestore.callbacks.results import ResultsWriter
     from lightrestore.checkpoints import load_checkpoint, load_weights
-    from lightrestore.cli.train import instantiate, metric_settings
+    from lightrestore.cli.train import check_fresh_run_folder, instantiate, metric_settings
 
+    check_fresh_run_folder(cfg.paths.output_dir)
     ckpt_path = Path(str(cfg.ckpt)).expanduser()
     ckpt = load_checkpoint(ckpt_path)
     train_cfg = OmegaConf.create(ckpt["lightrestore"]["config"])

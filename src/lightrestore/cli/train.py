@@ -107,6 +107,23 @@ def _route_lightning_logs_to_root() -> None:
         lg.propagate = True
 
 
+def check_fresh_run_folder(output_dir: str | Path) -> None:
+    """Refuse to write a new run into a folder that already holds one (its results or
+    checkpoints); a SLURM-requeued job continuing its own run (``hpc_ckpt_*.ckpt``) is
+    the exception. Only rank 0 checks: DDP children share the parent's folder."""
+    from lightrestore.config import process_rank
+
+    out = Path(str(output_dir))
+    if process_rank() != 0 or any(out.glob("hpc_ckpt_*.ckpt")):
+        return
+    if (out / "results.json").exists() or any((out / "checkpoints").glob("*.ckpt")):
+        raise UserError(
+            f"run folder {out} already holds a run (results.json or checkpoints) and runs never "
+            "share a folder: drop the hydra.run.dir override or choose a new folder; to continue "
+            f"that run, resume from its checkpoint (ckpt_path={out}/checkpoints/last.ckpt) in a new folder"
+        )
+
+
 def run(cfg: Any) -> dict[str, Any]:
     """Train and test one configuration.
 
@@ -114,6 +131,7 @@ def run(cfg: Any) -> dict[str, Any]:
     """
     import lightning.pytorch as pl
 
+    check_fresh_run_folder(cfg.paths.output_dir)
     _route_lightning_logs_to_root()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     objs = build(cfg)
