@@ -71,7 +71,9 @@ def test_pspl_delta_grows_in_the_logs(tmp_path):
         [0.5, 1.0, 1.5, 2.0]
     )  # t = k / 2 before batch k, alpha 1, beta 0
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
-    assert float(ckpt["state_dict"]["loss.t"]) == pytest.approx(2.0)  # saved: resume continues
+    assert ckpt["state_dict"]["loss._extra_state"] == {
+        "t": pytest.approx(2.0)
+    }  # saved: resume continues
 
 
 def test_convergence_report(tmp_path):

@@ -14,8 +14,8 @@ Each training step:
 4. loss = ``L(m_a ⊙ I_sr, m_a ⊙ I_hr)`` with ``L`` = L1 or L2.
 
 It only changes the loss: the network and the test-time behaviour are untouched. ``t``
-is a buffer, so it is saved in checkpoints and a resumed run continues the schedule (the
-authors' code restarts it at 0).
+is kept on the host (no device sync per step) and saved in checkpoints as the loss's
+extra state, so a resumed run continues the schedule (the authors' code restarts it at 0).
 """
 
 from __future__ import annotations
@@ -83,13 +83,19 @@ class PSPLoss(nn.Module):
         )
         self.batches_per_epoch = int(batches_per_epoch)
         self.min_delta = float(min_delta)
-        self.register_buffer("t", torch.zeros((), dtype=torch.float64))
+        self.t = 0.0  # a host float (no device sync per step), saved as the module's extra state
         self._stats: dict[str, Tensor] = {}
+
+    def get_extra_state(self) -> dict[str, float]:
+        return {"t": float(self.t)}
+
+    def set_extra_state(self, state: dict[str, float]) -> None:
+        self.t = float(state["t"])
 
     @property
     def delta(self) -> float:
         """The current ``δ = max(α·t + β, min_delta)``."""
-        return max(self.alpha * float(self.t) + self.beta, self.min_delta)
+        return max(self.alpha * self.t + self.beta, self.min_delta)
 
     def per_sample(self, pred: Tensor, target: Tensor) -> Tensor:
         if self.training:
@@ -100,7 +106,7 @@ class PSPLoss(nn.Module):
         weights = weights.to(pred.dtype)
         self._stats = {
             "delta": torch.tensor(delta),
-            "t": self.t.detach().clone(),
+            "t": torch.tensor(self.t),
             "attention_min": weights.min(),
             "attention_mean": weights.mean(),
             "attention_max": weights.max(),
