@@ -1,0 +1,38 @@
+"""The experiment scripts run end to end (tiny settings) and leave their summaries."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from helpers import REPO
+
+
+def _script(name: str, *args: str, env: dict, cwd) -> subprocess.CompletedProcess:
+    full_env = dict(os.environ, PYTHON=sys.executable, WANDB_MODE="offline", **env)
+    return subprocess.run(["bash", str(REPO / "experiments" / name), *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_ondemand_table1_script(tmp_path):
+    out = _script("ondemand_table1.sh", "interp", "debug=smoke", f"paths.log_dir={tmp_path}",
+                  env={"EPOCHS_PER_STAGE": "1", "POLICIES": "ondemand,staged,hard_mining"}, cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    sweep = next((tmp_path / "table1_interp" / "multiruns").iterdir())
+    md = (sweep / "summary.md").read_text()
+    for policy in ("ondemand", "staged", "hard_mining"):
+        assert f"| {policy} |" in md
+    assert "3/3 runs complete" in out.stdout
+
+
+@pytest.mark.slow
+def test_pspl_convergence_script(tmp_path):
+    out = _script("pspl_convergence.sh", "debug=smoke", env={"EPOCHS": "2", "BATCHES_PER_EPOCH": "2",
+                  "OUT": str(tmp_path / "conv")}, cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    md = (tmp_path / "conv" / "convergence.md").read_text()
+    assert "| sr_edsr_x2 |" in md and "| sr_edsr_x2_pspl" in md
+    assert (tmp_path / "conv" / "convergence.png").is_file()
