@@ -40,6 +40,8 @@ class RestorationModule(LightningModule):
             on GPUs with bf16).
         compile: ``torch.compile`` the model for training (off by default: the first
             steps compile for tens of seconds; evaluation uses the eager model).
+        name: the method's name recorded in checkpoints (``conf/method/<name>.yaml`` sets
+            it; default the class's ``method_name``), checked by ``expect_method``.
 
     Logged: ``train/loss_step``, ``train/loss`` (epoch mean);
     ``val/{psnr,ssim,l1,l2}/level_{i}`` and ``.../mean`` (mean over the validated levels);
@@ -61,8 +63,10 @@ class RestorationModule(LightningModule):
         metric_border: int = 0,
         channels_last: bool = False,
         compile: bool = False,
+        name: str | None = None,
     ) -> None:
         super().__init__()
+        self.method_name = str(name) if name else type(self).method_name
         self.channels_last = bool(channels_last)
         self.compile_model = bool(compile)
         self._compiled: nn.Module | None = None

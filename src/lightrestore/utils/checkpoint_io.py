@@ -1,23 +1,61 @@
-"""Atomic checkpoint writes: a crash mid-write never leaves a truncated ``.ckpt``."""
+"""Checkpoint files that are never truncated and never silently damaged.
+
+Writes are atomic (temporary file, flushed, renamed over the target) and carry an
+integrity record (a digest of every tensor and value, see
+:mod:`lightrestore.utils.integrity`); loads for resuming training check that record and
+refuse model weights holding NaN/Inf (:func:`lightrestore.checkpoints.verify_checkpoint`).
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from lightrestore.utils.integrity import append_record, integrity_record
 from lightrestore.utils.io import atomic_write
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes the checkpoint to a temporary file in the target folder, flushes it to disk
-    and renames it over the target (see :func:`lightrestore.utils.io.atomic_write`)."""
+    """Writes the checkpoint to a temporary file in the target folder with its integrity
+    record, flushes it to disk and renames it over the target (see
+    :func:`lightrestore.utils.io.atomic_write`); checks the record when Lightning loads
+    a checkpoint to resume (``trainer.fit(ckpt_path=...)``, SLURM requeue)."""
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None
     ) -> None:
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO does not support storage_options")
-        atomic_write(path, lambda f: torch.save(checkpoint, f), binary=True)
+        record = integrity_record(checkpoint)  # the dict is read, never changed
+
+        def write(f: Any) -> None:
+            torch.save(checkpoint, f)
+            append_record(f, record)
+
+        atomic_write(path, write, binary=True)
+
+    def load_checkpoint(
+        self,
+        path: str | os.PathLike,
+        map_location: Callable | None = lambda storage, loc: storage,
+        weights_only: bool | None = None,
+    ) -> dict[str, Any]:
+        """Lightning's load, then :func:`lightrestore.checkpoints.verify_checkpoint`:
+        raises :class:`~lightrestore.checkpoints.CheckpointError` on an unreadable or
+        damaged file or non-finite weights."""
+        from lightrestore.checkpoints import unreadable, verify_checkpoint
+
+        try:
+            checkpoint = super().load_checkpoint(
+                path, map_location=map_location, weights_only=weights_only
+            )
+        except FileNotFoundError:
+            raise
+        except Exception as e:  # pickle errors, truncated or damaged zip archives
+            raise unreadable(path, e) from e
+        verify_checkpoint(checkpoint, path)
+        return checkpoint
