@@ -17,6 +17,7 @@ from benchmarks import (
     main_job,
     ondemand_validation,
     pspl_overhead,
+    restore_memory,
 )
 from benchmarks.common import Row, machine, table, write_results
 
@@ -28,6 +29,7 @@ SUITE = {
     "P5": lambda a: pspl_overhead.run(),
     "P6": lambda a: main_job.run(full=a.full_main_job),
     "P7": lambda a: gpu_feeding.run(),
+    "P8": lambda a: restore_memory.run(),
 }
 
 

@@ -19,7 +19,6 @@ from lightrestore.cli.restore import run_restore
 from lightrestore.cli.train import run
 from lightrestore.config import config_dir
 from lightrestore.errors import DataError, LevelError, UserError
-from lightrestore.tiling import restore_tiled
 from lightrestore.utils.checkpoint_io import AtomicCheckpointIO
 from lightrestore.utils.io import atomic_write_text
 
@@ -183,25 +182,6 @@ def _restore_cfg(tmp_path, *overrides):
     return compose_cfg(tmp_path, *overrides, config_name="restore", smoke=False)
 
 
-def test_restore_writes_images_and_rejects_non_images(tmp_path, ckpt_file):
-    img = tmp_path / "in" / "photo.jpg"
-    img.parent.mkdir()
-    _save(img, np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8))
-    written = run_restore(_restore_cfg(tmp_path, f"ckpt={ckpt_file}", f"input={img.parent}"))
-    assert [p.name for p in written] == ["photo.png"]
-    assert Image.open(written[0]).size == (70, 50)
-    (img.parent / "notes.png").write_text("not an image")
-    with pytest.raises(DataError, match="notes.png' is not an image lightrestore can read"):
-        run_restore(_restore_cfg(tmp_path, f"ckpt={ckpt_file}", f"input={img.parent}"))
-    out = run_cli(
-        f"ckpt={ckpt_file}",
-        f"input={img.parent / 'notes.png'}",
-        cwd=tmp_path,
-        module="lightrestore.restore",
-    )
-    assert out.returncode == 2 and "is not an image" in out.stderr
-
-
 def test_checkpoint_from_another_method_or_model(tmp_path, ckpt_file):
     ckpt = torch.load(ckpt_file, weights_only=True)
     other = dict(ckpt, lightrestore=dict(ckpt["lightrestore"], method="dlnet"))
@@ -226,16 +206,6 @@ def test_checkpoint_from_another_method_or_model(tmp_path, ckpt_file):
         from lightrestore.cli.evaluate import run_evaluate
 
         run_evaluate(compose_cfg(tmp_path / "e", f"ckpt={g}", config_name="evaluate", smoke=False))
-
-
-def test_tiling_covers_every_pixel_once_averaged():
-    image = torch.rand(3, 45, 70)
-    assert torch.allclose(restore_tiled(lambda t: t, image, tile=32, stride=7), image, atol=1e-6)
-    assert torch.allclose(
-        restore_tiled(lambda t: 2 * t, image, tile=32, stride=16), 2 * image, atol=1e-6
-    )
-    small = torch.rand(1, 20, 25)  # smaller than a tile: padded, then cropped
-    assert restore_tiled(lambda t: t, small, tile=32, stride=16).shape == small.shape
 
 
 # ---------------------------------------------------------------- determinism

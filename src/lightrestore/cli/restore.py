@@ -1,47 +1,159 @@
 """``python -m lightrestore.restore ckpt=<path> input=<image|folder> [output=<folder>]``.
 
-Restores real degraded images with a trained checkpoint and writes PNGs (same names,
-``.png``). The model is rebuilt from the config stored in the checkpoint. Models with a
-fixed input size (``image_size``, e.g. ODL's autoencoder) run on overlapping tiles
-(``tile_stride``) whose overlaps are averaged; others see the whole image.
+Restores real degraded images with a trained checkpoint and writes PNGs. The model is
+rebuilt from the config stored in the checkpoint.
+
+* Inputs are never overwritten: an output folder equal to (or inside) the input folder
+  is refused, and no result is ever written over an input file.
+* Output names are unique: ``a.jpg`` -> ``a.png``; inputs that would share a name keep
+  their extension (``a_jpg.png``, ``a_png.png``). Files already in the output folder are
+  replaced only with ``overwrite=true``; every destination is checked before anything is
+  written.
+* Unreadable files in a folder are skipped with a warning and listed in the summary; a
+  single unreadable input file, or a folder where nothing can be read, is an error.
+* Images are restored the way viewers show them (EXIF orientation applied); grey inputs
+  give grey PNGs, alpha channels are carried through unchanged, a 1-channel model
+  restores colour inputs as grey (with a warning), 16-bit inputs give 8-bit outputs.
+* Memory: models with a fixed input size (``image_size``, e.g. ODL's autoencoder) run on
+  overlapping tiles (``tile_stride``) whose overlaps are averaged, ``batch_size`` tiles
+  at a time, in bands (:func:`lightrestore.tiling.restore_tiled`); other models see the
+  whole image when it has at most ``whole_image_max_pixels`` pixels, else overlapping
+  ``tile_size`` tiles (``tile_overlap`` pixels averaged) with at most that many pixels per
+  call. Images stay uint8 in memory; the extra memory does not grow with the height.
 """
 
 from __future__ import annotations
 
+import logging
+import sys
+from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lightrestore.cli.app import report_user_errors, run_app
 from lightrestore.config import register_resolvers
-from lightrestore.errors import DataError
+from lightrestore.errors import ConfigError, DataError
 
 register_resolvers()
+log = logging.getLogger(__name__)
+
+GREY_MODEL_WARNING = "model is greyscale: colour input restored as grey"
 
 
-def _inputs(path: Path) -> list[Path]:
-    from lightrestore.data.images import has_image_extension
-
-    if not path.exists():
-        raise DataError(f"input '{path}' does not exist: give an image file or a folder of images")
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and has_image_extension(p))
-        if not files:
-            raise DataError(f"no image files (png, jpg, bmp, tif, webp, ppm, pgm) in '{path}'")
-        return files
-    return [path]
+# --------------------------------------------------------------------------- settings
 
 
-def run_restore(cfg: Any) -> list[Path]:
-    """Restore every input image; returns the written files."""
-    import numpy as np
+def _int_setting(cfg: Any, key: str, lo: int, hi: int | None = None, why: str = "") -> int:
+    """``cfg[key]`` as an int in ``lo..hi`` (``hi=None``: no upper bound).
+
+    Raises:
+        ConfigError: naming the key and the valid range.
+    """
+    value = cfg.get(key)
+    try:
+        n = int(value)
+        ok = not isinstance(value, bool) and n == float(value)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok or n < lo or (hi is not None and n > hi):
+        valid = f"an integer in {lo}..{hi}" if hi is not None else f"an integer >= {lo}"
+        raise ConfigError(f"{key}={value} is invalid: give {key}=<{valid}>{why}")
+    return n
+
+
+def resolve_device(name: Any) -> Any:
+    """The ``torch.device`` for ``device=auto|cpu|cuda|cuda:N|mps``.
+
+    Raises:
+        ConfigError: an unknown device, or one this machine does not have.
+    """
     import torch
+
+    text = str(name).strip().lower()
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, ValueError):
+        dev = None
+    if dev is not None and dev.type == "cpu":
+        return dev
+    if dev is not None and dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"device={name} but CUDA is not available on this machine (no GPU, or torch "
+                f"{torch.__version__} built without CUDA): use device=cpu or device=auto"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device={name} but this machine has {torch.cuda.device_count()} GPU(s): use "
+                f"device=cuda:0 .. cuda:{torch.cuda.device_count() - 1}, or device=auto"
+            )
+        return dev
+    if dev is not None and dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigError(
+                f"device={name} but Apple's MPS is not available: use device=cpu or device=auto"
+            )
+        return dev
+    raise ConfigError(
+        f"unknown device '{name}': use device=auto (a GPU when there is one), device=cpu, "
+        "device=cuda or device=cuda:<index>"
+    )
+
+
+@dataclass
+class Plan:
+    """How images are fed to the model (see the module docstring)."""
+
+    tile: int | None  # the model's fixed input side, None for whole-image models
+    stride: int  # tile_stride, for fixed-size models
+    batch_size: int  # tiles per model call
+    scale: int  # output pixels per input pixel
+    channels: int  # model channels (1 grey, 3 RGB)
+    max_pixels: int  # whole_image_max_pixels
+    tile_size: int  # tiles of whole-image models over max_pixels
+    overlap: int  # tile_overlap
+
+    def tiling(self, h: int, w: int) -> tuple[int, int, int] | None:
+        """``(tile, stride, batch)`` for an ``h``×``w`` image, ``None`` for one whole call."""
+        if self.tile is not None:
+            return self.tile, self.stride, self.batch_size
+        if h * w <= self.max_pixels:
+            return None
+        per_call = max(1, min(self.batch_size, self.max_pixels // self.tile_size**2))
+        return self.tile_size, self.tile_size - self.overlap, per_call
+
+
+def _settings(cfg: Any) -> dict[str, Any]:
+    """Validate the model-independent settings (before the checkpoint is read)."""
+    tile_size = _int_setting(cfg, "tile_size", 1, why=" (tile side for whole-image models)")
+    overlap = _int_setting(
+        cfg, "tile_overlap", 0, tile_size - 1, why=f" (less than tile_size={tile_size})"
+    )
+    overwrite = cfg.get("overwrite", False)
+    if not isinstance(overwrite, bool):
+        raise ConfigError(f"overwrite={overwrite} is invalid: give overwrite=true or false")
+    return {
+        "batch_size": _int_setting(cfg, "batch_size", 1, why=" (tiles per model call)"),
+        "max_pixels": _int_setting(cfg, "whole_image_max_pixels", 1),
+        "tile_size": tile_size,
+        "overlap": overlap,
+        "overwrite": overwrite,
+        "device": resolve_device(cfg.get("device", "auto")),
+    }
+
+
+# --------------------------------------------------------------------------- model
+
+
+def _load_model(cfg: Any, device: Any) -> tuple[Any, int]:
+    """The checkpoint's model (weights loaded, eval mode, on ``device``) and its channels."""
     from omegaconf import OmegaConf
-    from PIL import Image
 
     from lightrestore.checkpoints import check_method, load_checkpoint, load_weights
     from lightrestore.cli.train import instantiate
-    from lightrestore.data.images import load_image
-    from lightrestore.tiling import restore_tiled
 
     ckpt_path = Path(str(cfg.ckpt)).expanduser()
     ckpt = load_checkpoint(ckpt_path)
@@ -52,46 +164,147 @@ def run_restore(cfg: Any) -> list[Path]:
     prefix = "model."
     weights = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     load_weights(model, {"state_dict": weights, "lightrestore": ckpt["lightrestore"]}, ckpt_path)
-    device = cfg.get("device", "auto")
-    device = torch.device(
-        "cuda"
-        if device == "auto" and torch.cuda.is_available()
-        else ("cpu" if device == "auto" else device)
-    )
     model.to(device).eval()
-    channels = int(getattr(model, "channels", train_cfg.task.channels))
+    return model, int(getattr(model, "channels", train_cfg.task.channels))
+
+
+def _plan(cfg: Any, model: Any, channels: int, s: dict[str, Any]) -> Plan:
     tile = getattr(model, "image_size", None)
-    out_dir = (
-        Path(str(cfg.output)) if cfg.get("output") else Path(str(cfg.paths.output_dir)) / "restored"
+    tile = int(tile) if tile else None
+    why = (
+        f" (the step between this model's {tile}-pixel tiles; smaller is smoother and slower)"
+        if tile
+        else ""
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    src = Path(str(cfg.input)).expanduser()
-    written = []
-    with torch.inference_mode():
-        for f in _inputs(src):
+    stride = _int_setting(cfg, "tile_stride", 1, tile, why=why)
+    return Plan(
+        tile, stride, s["batch_size"], int(getattr(model, "scale", 1) or 1),
+        channels, s["max_pixels"], s["tile_size"], s["overlap"],
+    )  # fmt: skip
+
+
+def restore_pixels(model: Any, pixels: Any, plan: Plan, label: str = "") -> Any:
+    """Restore one image.
+
+    Args:
+        model: ``(N, C, h, w) -> (N, C, h·scale, w·scale)`` in [0, 1].
+        pixels: uint8 ``(C, H, W)`` on the model's device.
+        plan: how to feed the model.
+        label: name shown on the progress bar (over tile batches, when there are several).
+
+    Returns:
+        uint8 ``(C, H·scale, W·scale)`` on the CPU, ``round(clamp(y, 0, 1) · 255)``.
+    """
+    import torch
+    from tqdm import tqdm
+
+    from lightrestore.tiling import restore_tiled, tile_count
+
+    _, h, w = pixels.shape
+    tiling = plan.tiling(h, w)
+    if tiling is None:
+        y = model(pixels.float().div(255)[None])[0]
+        return (y.clamp(0, 1) * 255).round().byte().cpu()
+    tile, stride, batch = tiling
+    out = torch.empty(
+        plan.channels, h * plan.scale, w * plan.scale, dtype=torch.uint8, device=pixels.device
+    )
+    n = tile_count(h, w, tile, stride)
+    with tqdm(total=n, desc=label, unit="tile", leave=False, file=sys.stderr, disable=None) as bar:
+        restore_tiled(
+            model, pixels, tile, stride, batch, scale=plan.scale, out=out,
+            progress=bar.update if n > batch else None,
+        )  # fmt: skip
+    return out.cpu()
+
+
+# --------------------------------------------------------------------------- run
+
+
+def _output_dir(cfg: Any) -> Path:
+    if cfg.get("output"):
+        return Path(str(cfg.output)).expanduser()
+    return Path(str(cfg.paths.output_dir)) / "restored"
+
+
+def _summary(count: int, out_dir: Path, skipped: list[str]) -> str:
+    text = f"restored {count} image(s) into {out_dir}"
+    if skipped:
+        names = ", ".join(skipped[:10]) + (f" and {len(skipped) - 10} more" if skipped[10:] else "")
+        text += f"; skipped {len(skipped)} unreadable: {names}"
+    return text
+
+
+def _restore_all(
+    model: Any, device: Any, plan: Plan, jobs: list[tuple[Path, Path, str]], single: bool
+) -> tuple[list[Path], list[str]]:
+    """Restore and write every ``(input, destination, display name)``; returns the
+    written files and the display names of the skipped (unreadable) inputs."""
+    import torch
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from lightrestore.restore_io import UnreadableImage, output_image, read_source
+    from lightrestore.utils.io import atomic_write
+
+    written: list[Path] = []
+    skipped: list[str] = []
+    warned_grey = False
+    bar = tqdm(jobs, unit="image", file=sys.stderr, disable=True if single else None)
+    with bar, logging_redirect_tqdm() if not bar.disable else nullcontext(), torch.inference_mode():
+        for f, dst, name in bar:
             try:
-                img = load_image(f, channels).float().div(255).to(device)
-            except DataError as e:
-                reason = f"{type(e.__cause__).__name__}: {e.__cause__}" if e.__cause__ else str(e)
-                raise DataError(
-                    f"'{f}' is not an image lightrestore can read ({reason[:200]}): give an image "
-                    "file (png, jpg, bmp, tif, webp, ppm, pgm) or a folder of them"
-                ) from None
-            if tile:
-                out = restore_tiled(
-                    model, img, int(tile), int(cfg.tile_stride), int(cfg.batch_size)
-                )
-            else:
-                out = model(img[None])[0]
-            arr = (out.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
-            rel = f.relative_to(src) if src.is_dir() else Path(f.name)
-            dst = (out_dir / rel).with_suffix(".png")
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else np.ascontiguousarray(arr)).save(
-                dst
-            )
+                source = read_source(f, plan.channels)
+            except UnreadableImage as e:
+                if single:
+                    raise
+                log.warning("skipping %s: not an image lightrestore can read (%s)", name, e.reason)
+                skipped.append(name)
+                continue
+            if plan.channels == 1 and not source.grey and not warned_grey:
+                log.warning("%s (first: %s)", GREY_MODEL_WARNING, name)
+                warned_grey = True
+            if source.deep:
+                log.warning("%s has more than 8 bits per sample: written as 8-bit", name)
+            restored = restore_pixels(model, source.pixels.to(device), plan, name)
+            img = output_image(restored, source)
+            atomic_write(dst, lambda fh, img=img: img.save(fh, format="PNG"), binary=True)
             written.append(dst)
-    print(f"restored {len(written)} image(s) into {out_dir}")
+    return written, skipped
+
+
+def run_restore(cfg: Any) -> list[Path]:
+    """Restore every input image; returns the written files."""
+    from lightrestore.restore_io import (
+        check_destinations,
+        check_output_folder,
+        list_inputs,
+        plan_outputs,
+    )
+    from lightrestore.validation import validate
+
+    validate(cfg, "restore")  # mandatory ckpt= and input=
+    settings = _settings(cfg)
+    model, channels = _load_model(cfg, settings["device"])
+    plan = _plan(cfg, model, channels, settings)
+    src = Path(str(cfg.input)).expanduser()
+    files = list_inputs(src)
+    out_dir = _output_dir(cfg)
+    check_output_folder(out_dir, src)
+    root = src if src.is_dir() else None
+    rels = plan_outputs(files, root)
+    dsts = [out_dir / r for r in rels]
+    check_destinations(files, dsts, out_dir, settings["overwrite"])
+    names = [str(f.relative_to(src)) if root else f.name for f in files]
+    jobs = list(zip(files, dsts, names))
+    written, skipped = _restore_all(model, settings["device"], plan, jobs, root is None)
+    if not written:
+        raise DataError(
+            f"none of the {len(files)} image file(s) in '{src}' could be read "
+            f"({', '.join(skipped[:5])}{' ...' if skipped[5:] else ''}): replace or remove "
+            "them, or give another input="
+        )
+    print(_summary(len(written), out_dir, skipped))
     return written
 
 
