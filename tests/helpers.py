@@ -43,10 +43,11 @@ def compose_cfg(
 
 
 def run_cli(
-    *args: str, cwd: Path, timeout: int = 300, module: str = "lightrestore"
+    *args: str, cwd: Path, timeout: int = 300, module: str = "lightrestore", **kwargs
 ) -> subprocess.CompletedProcess:
     """``python -m <module> <args>`` in a subprocess (offline wandb, CPU; the tests folder
-    on PYTHONPATH so configs can name test helpers such as ``helpers.IdentityModel``)."""
+    on PYTHONPATH so configs can name test helpers such as ``helpers.IdentityModel``);
+    ``kwargs`` go to ``subprocess.run``."""
     path = os.pathsep.join(p for p in (str(REPO / "tests"), os.environ.get("PYTHONPATH")) if p)
     env = dict(
         os.environ, WANDB_MODE="offline", WANDB_SILENT="true", PYTHONUNBUFFERED="1", PYTHONPATH=path
@@ -58,6 +59,7 @@ def run_cli(
         capture_output=True,
         text=True,
         timeout=timeout,
+        **kwargs,
     )
 
 
@@ -146,3 +148,29 @@ SLURM_ENV = {
     "SLURM_NTASKS": "1", "SLURM_JOB_NAME": "train", "SLURM_JOB_ID": "12345",
     "SLURM_NODELIST": "localhost", "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0",
 }  # fmt: skip
+
+
+class SigintAt(Callback):
+    """Test callback: in the middle of training step ``step`` (after the forward pass,
+    before the backward pass) sends this process SIGINT, what Ctrl-C does; ``times=2``
+    sends it twice (a second Ctrl-C)."""
+
+    def __init__(self, step: int, times: int = 1) -> None:
+        self.step, self.times = int(step), int(times)
+
+    def on_before_backward(self, trainer, pl_module, loss) -> None:
+        if trainer.global_step == self.step:
+            for _ in range(self.times):
+                os.kill(os.getpid(), signal.SIGINT)
+
+
+class WarnAtFitStart(Callback):
+    """Test callback: raises a Python warning with ``text`` when training starts."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        import warnings
+
+        warnings.warn(self.text, UserWarning, stacklevel=1)

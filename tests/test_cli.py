@@ -265,6 +265,9 @@ def test_ddp_two_cpu_processes(tmp_path):
         cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr[-3000:]
+    # the data-set lines once, from rank 0 (the other rank logs only warnings)
+    console = out.stdout + out.stderr
+    assert console.count("val set: ") == 1 and console.count("test set: ") == 1, console
     run_dir = _run_dir(tmp_path, "ondemand_inpaint")
     doc = json.loads((run_dir / "results.json").read_text())
     assert [row["count"] for row in doc["levels"].values()] == [3, 3, 3]
@@ -321,8 +324,12 @@ def test_a_run_never_writes_into_a_folder_that_holds_one(tmp_path):
     assert run_cli("experiment=rigidjoint_interp", "debug=smoke", "trainer.max_epochs=1",
                    f"hydra.run.dir={first}", cwd=tmp_path).returncode == 0  # fmt: skip
     before = (first / "results.json").read_text()
+    recorded = (first / ".hydra" / "config.yaml").read_text()
     out = run_cli(
-        "experiment=rigidjoint_interp", "debug=smoke", f"hydra.run.dir={first}", cwd=tmp_path
+        "experiment=rigidjoint_interp", "debug=smoke", "seed=3", f"hydra.run.dir={first}",
+        cwd=tmp_path,
     )
     assert out.returncode == 2 and "already holds a run" in out.stderr
     assert (first / "results.json").read_text() == before
+    # refused before Hydra wrote anything: the run's recorded config is intact
+    assert (first / ".hydra" / "config.yaml").read_text() == recorded

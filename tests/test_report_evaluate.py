@@ -132,3 +132,41 @@ def test_summary_labels_evaluated_checkpoints_by_their_training(tmp_path):
         "fixated_easy_inpaint (fixated_easy)",
         "ondemand_inpaint (ondemand)",
     ]
+
+
+def test_report_on_a_folder_without_runs_is_an_error(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main([str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err
+    assert "no runs found under" in err and "give a run folder" in err
+    assert not (tmp_path / "empty" / "summary.md").exists()
+
+
+def test_report_never_mixes_tasks_in_one_table(tmp_path):
+    for name, task, protocol, psnr in [("a", "inpaint", "all channels", [30, 28, 20]),
+                                       ("b", "inpaint", "all channels", [31, 29, 21]),
+                                       ("c", "sr_x2", "Y channel", [33, 32])]:  # fmt: skip
+        d = _fake_run(tmp_path, name, [f"experiment={name}"], psnr)
+        doc = json.loads((d / "results.json").read_text())
+        doc.update(task=task, protocol=protocol)
+        (d / "results.json").write_text(json.dumps(doc))
+    md = summary_markdown(find_runs([tmp_path]))
+    inpaint, sr = md.split("## task: inpaint")[1].split("## task: sr_x2")
+    assert "Protocol: all channels" in inpaint and "Protocol: Y channel" in sr
+    rows = lambda part: [ln.split("|")[1].strip() for ln in part.splitlines() if ln.startswith("| ") and "run" not in ln]  # noqa: E731
+    assert rows(inpaint) == ["a", "b"] and rows(sr) == ["c"]
+    assert main([str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.glob("psnr_vs_level*.png")) == [
+        "psnr_vs_level_1_inpaint.png", "psnr_vs_level_2_sr_x2.png"]  # fmt: skip
+    tasks = {r["run"]: r["task"] for r in csv.DictReader((tmp_path / "summary.csv").open())}
+    assert tasks == {"a": "inpaint", "b": "inpaint", "c": "sr_x2"}
+
+
+def test_report_reads_non_finite_metrics_written_as_null(tmp_path):
+    d = _fake_run(tmp_path, "0", ["experiment=x"], [30, 28, 20])
+    doc = json.loads((d / "results.json").read_text())
+    doc["levels"]["2"]["psnr"] = None  # results.json holds NaN as null (strict JSON)
+    (d / "results.json").write_text(json.dumps(doc))
+    md = summary_markdown(find_runs([tmp_path]))
+    assert "| 0 | 30.00 | nan | 20.00 | nan | nan | 0.5000 | 0.5000 |" in md
+    assert main([str(tmp_path)]) == 0

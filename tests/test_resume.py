@@ -60,8 +60,19 @@ def test_interrupted_run_resumes_exactly(tmp_path, experiment):
     assert res_full == res_resumed
 
 
+# SLURM's requeue path does not depend on the experiment (the per-experiment state is
+# covered by the interruption test above over every experiment): a representative set,
+# one per task family, plus PSPL's extra state and LapSRN's multi-scale outputs
+REQUEUE = ["ondemand_inpaint", "ondemand_interp", "rigidjoint_deblur", "fixated_hard_denoise",
+           "sr_edsr_x2_pspl", "sr_lapsrn_x4", "sr_drrn_x3"]  # fmt: skip
+
+
+def test_requeue_set_is_a_set_of_experiments():
+    assert set(REQUEUE) <= set(EXPERIMENTS)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("experiment", EXPERIMENTS)
+@pytest.mark.parametrize("experiment", REQUEUE)
 def test_slurm_requeue_resumes_exactly(tmp_path, experiment, monkeypatch):
     """SLURM's requeue signal arrives in the middle of a step; Lightning's auto-requeue
     saves hpc_ckpt_N.ckpt (at the end of that step) and the requeued job, in the same run
@@ -78,6 +89,9 @@ def test_slurm_requeue_resumes_exactly(tmp_path, experiment, monkeypatch):
     requeued = _state(
         run(compose_cfg(tmp_path / "job", f"experiment={experiment}", *COMMON))
     )  # finds hpc_ckpt
+    # the first job's metrics are kept (Lightning's CSV logger would delete them)
+    first = (tmp_path / "job" / "run" / "csv_part1" / "metrics.csv").read_text().splitlines()
+    assert "epoch" in first[0].split(",") and len(first) > 2
     assert requeued[1] == full[1] and torch.equal(requeued[2], full[2])
     for k, v in full[3].items():
         assert _same(requeued[3][k], v), k

@@ -21,16 +21,19 @@ from lightrestore.utils.io import atomic_write_text
 
 
 def curve(run_dir: Path, metric: str = "val/psnr/mean") -> list[tuple[int, float]]:
-    """``[(epoch, value)]`` from the run's CSV log (epochs counted from 1)."""
+    """``[(epoch, value)]`` from the run's CSV log (epochs counted from 1), the logs of
+    the earlier jobs of a SLURM-requeued run (``csv_part<k>/``) included."""
     f = run_dir / "csv" / "metrics.csv"
     if not f.is_file():
         raise FileNotFoundError(
             f"{f} not found: is '{run_dir}' a lightrestore run folder with CSV logging?"
         )
+    parts = sorted(run_dir.glob("csv_part*/metrics.csv"), key=lambda p: int(p.parent.name[8:]))
     points = {}
-    for row in csv.DictReader(f.open()):
-        if row.get(metric):
-            points[int(row["epoch"]) + 1] = float(row[metric])
+    for part in [*parts, f]:
+        for row in csv.DictReader(part.open()):
+            if row.get(metric):
+                points[int(row["epoch"]) + 1] = float(row[metric])
     return sorted(points.items())
 
 

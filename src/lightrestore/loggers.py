@@ -53,6 +53,32 @@ def wandb_logger(save_dir: str, project: str = "lightrestore", mode: str = "auto
     os.environ.setdefault("WANDB_SILENT", "true")
     Path(save_dir).mkdir(parents=True, exist_ok=True)
     log.info("wandb mode: %s", resolved)
-    return WandbLogger(
+    logger = WandbLogger(
         save_dir=save_dir, project=project, offline=resolved == "offline", mode=resolved, **kwargs
     )
+    # Lightning passes anonymous=None to wandb.init, which wandb >= 0.19 answers with a
+    # deprecation warning on every run; leave the setting out unless the caller gave it.
+    if "anonymous" not in kwargs:
+        getattr(logger, "_wandb_init", {}).pop("anonymous", None)
+    return logger
+
+
+def csv_logger(save_dir: str, name: str = "csv", version: str = ""):
+    """A Lightning ``CSVLogger`` writing ``<save_dir>/<name>/<version>/metrics.csv``.
+
+    Lightning's CSV logger deletes an existing ``metrics.csv`` in its folder. That folder
+    exists when a SLURM-requeued job continues its own run: the earlier job's folder is
+    kept as ``<name>_part<k>`` (k = 1, 2, ...) first, so no logged value is lost.
+    """
+    from lightning.pytorch.loggers import CSVLogger
+
+    from lightrestore.config import process_rank
+
+    folder = Path(save_dir) / name
+    if process_rank() == 0 and folder.is_dir() and any(folder.iterdir()):
+        k = 1
+        while (Path(save_dir) / f"{name}_part{k}").exists():
+            k += 1
+        folder.rename(Path(save_dir) / f"{name}_part{k}")
+        log.info("continuing a run: its earlier CSV logs are kept in %s_part%d", folder, k)
+    return CSVLogger(save_dir=save_dir, name=name, version=version)

@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import logging
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,10 @@ from lightrestore.utils.io import atomic_write_text
 log = logging.getLogger(__name__)
 
 METRICS = ("psnr", "ssim", "l1", "l2")
+
+
+class NoRunsError(FileNotFoundError):
+    """The folders given to the report hold no run."""
 
 
 @dataclass
@@ -39,6 +44,17 @@ class Run:
     @property
     def complete(self) -> bool:
         return self.doc is not None
+
+    @property
+    def task(self) -> str:
+        """The task the results measure (``results.json``'s ``task``)."""
+        return str((self.doc or {}).get("task") or "")
+
+    @property
+    def group(self) -> tuple[str, str]:
+        """Runs are comparable in one table only with the same task and protocol (the
+        metric space: all channels vs the Y channel with a border, ...)."""
+        return self.task, str((self.doc or {}).get("protocol") or "")
 
 
 def _overrides(run_dir: Path) -> list[str]:
@@ -106,6 +122,12 @@ def _short(override: str, doc: dict[str, Any] | None) -> str:
     return override
 
 
+def _num(value: Any) -> float:
+    """A metric from results.json: ``null`` (a non-finite value, which strict JSON cannot
+    hold) reads as NaN."""
+    return float("nan") if value is None else float(value)
+
+
 def _levels(doc: dict[str, Any], variant: str | None = None) -> dict[str, Any]:
     table = doc if variant is None else doc.get("variants", {}).get(variant, {})
     return table.get("levels", {})
@@ -115,10 +137,13 @@ def summary_markdown(runs: Sequence[Run], title: str = "") -> str:
     """Policy × level PSNR table (+ SSIM means), one block per test variant."""
     done = [r for r in runs if r.complete]
     lines = [f"# {title or 'Summary'}", ""]
-    if done:
-        variants = [None] + sorted({v for r in done for v in (r.doc.get("variants") or {})})
+    groups = groups_of(done)
+    for (task, protocol), members in groups.items():
+        if len(groups) > 1:  # never one table across tasks or metric spaces
+            lines += [f"## task: {task or 'unknown'}", "", f"Protocol: {protocol}", ""]
+        variants = [None] + sorted({v for r in members for v in (r.doc.get("variants") or {})})
         for variant in variants:
-            lines += _psnr_block(done, variant)
+            lines += _psnr_block(members, variant, "###" if len(groups) > 1 else "##")
     missing = [r for r in runs if not r.complete]
     if missing:
         lines += ["Incomplete runs (no results.json):", ""]
@@ -126,27 +151,35 @@ def summary_markdown(runs: Sequence[Run], title: str = "") -> str:
     return "\n".join(lines)
 
 
-def _psnr_block(runs: Sequence[Run], variant: str | None) -> list[str]:
+def groups_of(runs: Sequence[Run]) -> dict[tuple[str, str], list[Run]]:
+    """Complete runs by (task, protocol), in order of first appearance."""
+    groups: dict[tuple[str, str], list[Run]] = {}
+    for r in runs:
+        groups.setdefault(r.group, []).append(r)
+    return groups
+
+
+def _psnr_block(runs: Sequence[Run], variant: str | None, heading: str = "##") -> list[str]:
     levels = sorted({int(lv) for r in runs for lv in _levels(r.doc, variant)})
     extra = runs[0].doc.get("extra_level")
     train = [lv for lv in levels if lv != extra]
     name = "test set" if variant is None else f"test variant: {variant}"
     head = ["run"] + [f"L{lv}" + (" (extra)" if lv == extra else "") for lv in levels]
     head += ["mean 1-N", "spread 1-N", "SSIM mean", "SSIM extra", "images"]
-    out = [f"## PSNR (dB) per level, {name}", "", "| " + " | ".join(head) + " |"]
+    out = [f"{heading} PSNR (dB) per level, {name}", "", "| " + " | ".join(head) + " |"]
     out.append("|" + "---|" * len(head))
     for r in runs:
         rows = _levels(r.doc, variant)
         if not rows:
             continue
-        psnr = {int(lv): row["psnr"] for lv, row in rows.items()}
-        ssim = {int(lv): row["ssim"] for lv, row in rows.items()}
+        psnr = {int(lv): _num(row["psnr"]) for lv, row in rows.items()}
+        ssim = {int(lv): _num(row["ssim"]) for lv, row in rows.items()}
         tp = [psnr[lv] for lv in train if lv in psnr]
         ts = [ssim[lv] for lv in train if lv in ssim]
         cells = [r.label] + [f"{psnr[lv]:.2f}" if lv in psnr else "" for lv in levels]
         cells += [
             f"{sum(tp) / len(tp):.2f}" if tp else "",
-            f"{max(tp) - min(tp):.2f}" if tp else "",
+            f"{max(tp) - min(tp) if all(map(math.isfinite, tp)) else math.nan:.2f}" if tp else "",
         ]
         cells += [
             f"{sum(ts) / len(ts):.4f}" if ts else "",
@@ -169,21 +202,20 @@ def _images(run: Run) -> int | str:
 
 
 def summary_csv(runs: Sequence[Run]) -> str:
-    """Long format: run, variant, level, extra, psnr, ssim, l1, l2, count, path."""
+    """Long format: run, task, variant, level, extra, psnr, ssim, l1, l2, count, path."""
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["run", "variant", "level", "extra", *METRICS, "count", "path"])
+    w.writerow(["run", "task", "variant", "level", "extra", *METRICS, "count", "path"])
     for r in runs:
         if not r.complete:
-            w.writerow([r.label, "", "", "", "", "", "", "", "", str(r.path)])
+            w.writerow([r.label, "", "", "", "", "", "", "", "", "", str(r.path)])
             continue
         for variant in [None, *sorted(r.doc.get("variants") or {})]:
             for lv, row in _levels(r.doc, variant).items():
                 values = [row[m] for m in METRICS]
                 extra = int(bool(row.get("extra")))
-                w.writerow(
-                    [r.label, variant or "default", lv, extra, *values, row["count"], str(r.path)]
-                )
+                w.writerow([r.label, r.task, variant or "default", lv, extra, *values,
+                            row["count"], str(r.path)])  # fmt: skip
     return buf.getvalue()
 
 
@@ -192,19 +224,27 @@ def write_summary(
 ) -> Path:
     """Write ``summary.md``, ``summary.csv`` and ``psnr_vs_level.png``; return the folder."""
     runs = find_runs(roots)
+    if not runs:
+        raise NoRunsError(
+            f"no runs found under {', '.join(map(str, roots))} (no results.json and no "
+            ".hydra/config.yaml): give a run folder, a multirun folder, or a folder holding them"
+        )
     out_dir = Path(out or roots[0])
     title = title or out_dir.name
     md = summary_markdown(runs, title)
     atomic_write_text(out_dir / "summary.md", md)
     atomic_write_text(out_dir / "summary.csv", summary_csv(runs))
     done = [r for r in runs if r.complete]
-    if done:
-        from lightrestore.plotting import plot_psnr_vs_level
+    groups = groups_of(done)
+    from lightrestore.plotting import plot_psnr_vs_level
 
-        curves = {r.label: {lv: row["psnr"] for lv, row in _levels(r.doc).items()} for r in done}
-        plot_psnr_vs_level(
-            curves, out_dir / "psnr_vs_level.png", done[0].doc.get("extra_level"), title
-        )
+    for i, ((task, _), members) in enumerate(groups.items()):
+        curves = {r.label: {lv: _num(row["psnr"]) for lv, row in _levels(r.doc).items()}
+                  for r in members}  # fmt: skip
+        name, heading = "psnr_vs_level.png", title
+        if len(groups) > 1:  # one plot per task (and protocol)
+            name, heading = f"psnr_vs_level_{i + 1}_{task or 'unknown'}.png", f"{title}: {task}"
+        plot_psnr_vs_level(curves, out_dir / name, members[0].doc.get("extra_level"), heading)
     print(md)
     print(f"summary written to {out_dir / 'summary.md'} ({len(done)}/{len(runs)} runs complete)")
     return out_dir

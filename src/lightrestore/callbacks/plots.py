@@ -57,9 +57,9 @@ class RunPlots(Callback):
     def _to_wandb(self, trainer: Trainer) -> None:
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
-                files = sorted(self.dir.glob("*.png"))
-                logger.log_image(key="plots", images=[str(f) for f in files],
-                                 caption=[f.stem for f in files])  # fmt: skip
+                # one key per plot: wandb warns when one key holds images of several sizes
+                for f in sorted(self.dir.glob("*.png")):
+                    logger.log_image(key=f"plots/{f.stem}", images=[str(f)], caption=[f.stem])
 
     def state_dict(self) -> dict[str, Any]:
         return {"history": [[e, {str(k): v for k, v in res.items()}] for e, res in self.history]}

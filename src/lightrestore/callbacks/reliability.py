@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import random
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +23,17 @@ class NonFiniteLossError(UserError):
     """The training loss became NaN or infinite."""
 
 
+#: the signal that last stopped (or aborted) training in this process: ``"SIGINT"``,
+#: ``"SIGTERM"`` or ``"SIGINT-abort"`` (a second Ctrl-C); the CLI turns it into an exit code
+received: dict[str, str | None] = {"signal": None}
+
+
 class SaveOnInterrupt(Callback):
-    """Saves ``last.ckpt`` when training is interrupted: SIGTERM (a cluster pre-emption;
-    Lightning finishes the step, then stops) or Ctrl-C. Resume with
+    """Stops training at a step boundary and saves ``last.ckpt`` on SIGTERM (a cluster
+    pre-emption) or Ctrl-C (SIGINT): the current step finishes, then Lightning stops with
+    its ``SIGTERMException`` and this callback saves, so the resumed run continues exactly
+    (a checkpoint taken mid-step would count a BatchNorm batch twice). A second Ctrl-C
+    aborts at once and saves nothing (the last checkpoint stays). Resume with
     ``ckpt_path=<run>/checkpoints/last.ckpt`` (or ``ckpt_path=last``). Other exceptions
     (a NaN loss, a bug) save nothing, so the last good checkpoint stays.
 
@@ -31,21 +41,48 @@ class SaveOnInterrupt(Callback):
         dirpath: the run's checkpoint folder.
     """
 
-    INTERRUPTS = (SIGTERMException, KeyboardInterrupt)
-
     def __init__(self, dirpath: str) -> None:
         self.dirpath = Path(dirpath)
+        self._previous: Any = None
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Ctrl-C marks the stop, as SIGTERM does in Lightning (main thread only)."""
+        received["signal"] = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.getsignal(signal.SIGINT)
+
+            def on_sigint(signum: int, frame: Any) -> None:
+                if trainer.received_sigterm:  # the second Ctrl-C: abort now
+                    received["signal"] = "SIGINT-abort"
+                    signal.signal(signal.SIGINT, signal.default_int_handler)
+                    raise KeyboardInterrupt
+                received["signal"] = "SIGINT"
+                trainer._signal_connector.received_sigterm = True
+                log.warning("Ctrl-C: finishing the current step, then saving a checkpoint "
+                            "(press Ctrl-C again to abort at once without saving)")  # fmt: skip
+
+            signal.signal(signal.SIGINT, on_sigint)
+
+    def _restore_handler(self) -> None:
+        if self._previous is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._restore_handler()
 
     def on_exception(
         self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
     ) -> None:
-        if not isinstance(exception, self.INTERRUPTS) or not trainer.training:
+        self._restore_handler()
+        if not isinstance(exception, SIGTERMException) or not trainer.training:
             return
+        received["signal"] = received["signal"] or "SIGTERM"
         path = self.dirpath / "last.ckpt"
-        trainer.save_checkpoint(path)  # every rank takes part; rank 0 writes
+        trainer.save_checkpoint(path, weights_only=False)  # every rank takes part; rank 0 writes
         log.warning(
             "training interrupted (%s) at epoch %d, step %d: saved %s; resume with ckpt_path=%s",
-            type(exception).__name__, trainer.current_epoch, trainer.global_step, path, path,
+            received["signal"], trainer.current_epoch, trainer.global_step, path, path,
         )  # fmt: skip
 
 

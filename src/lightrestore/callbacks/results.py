@@ -20,7 +20,7 @@ class ResultsWriter(Callback):
     Args:
         output_dir: the run folder.
         extra: plain values recorded in ``results.json`` (experiment name, method...).
-        print_table: print the per-level table to stdout after testing.
+        print_table: log the per-level table after testing (console and log file).
     """
 
     def __init__(
@@ -68,7 +68,5 @@ class ResultsWriter(Callback):
             space=getattr(pl_module, "protocol", "PSNR/SSIM/L1/L2 on all channels"),
         )
         self.last_markdown = write_results(self.output_dir, doc, title=extra.get("experiment"))
-        if self.print_table:
-            print(
-                f"\nResults ({self.output_dir / 'results.md'}):\n\n{self.last_markdown}", flush=True
-            )
+        if self.print_table:  # through logging: the console and the run's log file
+            log.info("results (%s):\n\n%s", self.output_dir / "results.md", self.last_markdown)

@@ -31,8 +31,11 @@ def run_evaluate(cfg: Any) -> dict[str, Any]:
     from lightrestore.callbacks.plots import RunPlots
     from lightrestore.callbacks.results import ResultsWriter
     from lightrestore.checkpoints import load_checkpoint, load_weights
-    from lightrestore.cli.train import check_fresh_run_folder, instantiate, metric_settings
+    from lightrestore.cli.app import check_fresh_run_folder
+    from lightrestore.cli.train import instantiate, metric_settings
+    from lightrestore.validation import validate
 
+    validate(cfg, "evaluate")
     check_fresh_run_folder(cfg.paths.output_dir)
     ckpt_path = Path(str(cfg.ckpt)).expanduser()
     ckpt = load_checkpoint(ckpt_path)
@@ -43,6 +46,7 @@ def run_evaluate(cfg: Any) -> dict[str, Any]:
                 cfg[key] = train_cfg[key]
         if cfg.get("seed") is None:
             cfg.seed = train_cfg.get("seed", 0)
+    validate(cfg, "evaluate")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     degradation = instantiate(cfg.task.degradation)
@@ -76,7 +80,8 @@ def run_evaluate(cfg: Any) -> dict[str, Any]:
     out_dir = cfg.paths.output_dir
     callbacks = [ResultsWriter(out_dir, extra=extra),
                  RunPlots(out_dir, title=f"{extra['experiment']} on {cfg.task.name}")]  # fmt: skip
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=False, default_root_dir=out_dir)
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=False, default_root_dir=out_dir,
+                          enable_checkpointing=False)  # fmt: skip
     datamodule.setup("test")
     trainer.test(method, datamodule=datamodule, verbose=False)
     return {

@@ -13,12 +13,11 @@ The run folder (``logs/<task_name>/runs/<time>_<pid>/``) holds the resolved conf
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from lightrestore.cli.app import report_user_errors, run_app
+from lightrestore.cli.app import check_fresh_run_folder, report_user_errors, run_app
 from lightrestore.config import register_resolvers
 from lightrestore.errors import UserError, find_user_error
 
@@ -95,35 +94,6 @@ def build(cfg: Any) -> dict[str, Any]:
     }
 
 
-def _route_lightning_logs_to_root() -> None:
-    """Lightning installs its own console handler; Hydra's root handlers (console and
-    the run's log file) already show its records, so drop Lightning's to avoid doubles."""
-    if not logging.getLogger().handlers:
-        return
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
-        lg = logging.getLogger(name)
-        for handler in list(lg.handlers):
-            lg.removeHandler(handler)
-        lg.propagate = True
-
-
-def check_fresh_run_folder(output_dir: str | Path) -> None:
-    """Refuse to write a new run into a folder that already holds one (its results or
-    checkpoints); a SLURM-requeued job continuing its own run (``hpc_ckpt_*.ckpt``) is
-    the exception. Only rank 0 checks: DDP children share the parent's folder."""
-    from lightrestore.config import process_rank
-
-    out = Path(str(output_dir))
-    if process_rank() != 0 or any(out.glob("hpc_ckpt_*.ckpt")):
-        return
-    if (out / "results.json").exists() or any((out / "checkpoints").glob("*.ckpt")):
-        raise UserError(
-            f"run folder {out} already holds a run (results.json or checkpoints) and runs never "
-            "share a folder: drop the hydra.run.dir override or choose a new folder; to continue "
-            f"that run, resume from its checkpoint (ckpt_path={out}/checkpoints/last.ckpt) in a new folder"
-        )
-
-
 def run(cfg: Any) -> dict[str, Any]:
     """Train and test one configuration.
 
@@ -131,8 +101,10 @@ def run(cfg: Any) -> dict[str, Any]:
     """
     import lightning.pytorch as pl
 
+    from lightrestore.validation import validate
+
+    validate(cfg, "train")
     check_fresh_run_folder(cfg.paths.output_dir)
-    _route_lightning_logs_to_root()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     objs = build(cfg)
     datamodule, method, trainer = objs["datamodule"], objs["method"], objs["trainer"]
@@ -186,8 +158,13 @@ def resolve_ckpt_path(cfg: Any) -> str | None:
     ``ckpt_path=<file>``; ``ckpt_path=last`` (or ``resume=true``): the newest
     ``checkpoints/last.ckpt`` among the earlier runs of this ``task_name``;
     ``ckpt_path=hpc``: Lightning's SLURM requeue checkpoint in this run's folder
-    (also picked automatically when a requeued SLURM job finds one).
+    (also picked automatically when a requeued SLURM job finds one). A file or ``last``
+    must have been trained with this run's model, method and task
+    (:func:`lightrestore.checkpoints.check_resume_compatible`); ``last`` skips newer runs
+    that were not, logging why.
     """
+    from lightrestore.checkpoints import check_resume_compatible, newest_compatible
+
     ckpt = cfg.get("ckpt_path")
     if not ckpt and cfg.get("resume", False):
         ckpt = "last"
@@ -202,28 +179,47 @@ def resolve_ckpt_path(cfg: Any) -> str | None:
                 f"ckpt_path=last: no earlier run of '{cfg.task_name}' has a checkpoints/last.ckpt "
                 f"under {runs}: give the checkpoint file with ckpt_path=<file>"
             )
-        return str(max(found, key=lambda p: p.stat().st_mtime))
+        return str(newest_compatible(found, cfg))
     if not Path(str(ckpt)).expanduser().is_file():
         raise UserError(
             f"checkpoint '{ckpt}' does not exist: give the path of a .ckpt file, "
             "ckpt_path=last (the newest run of this experiment) or ckpt_path=null"
         )
+    check_resume_compatible(Path(str(ckpt)).expanduser(), cfg)
     return str(Path(str(ckpt)).expanduser())
 
 
 def _train(cfg: Any) -> None:
+    """:func:`run`, with the exit status of an interruption: 143 after SIGTERM and 130
+    after Ctrl-C (both at a step boundary, with ``last.ckpt`` saved), 130 after a second
+    Ctrl-C (aborted at once, nothing saved) or a Ctrl-C outside training."""
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+    from lightrestore.callbacks.reliability import received
+
+    last = f"{cfg.paths.output_dir}/checkpoints/last.ckpt"
     try:
         run(cfg)
-    except SIGTERMException:  # pre-empted: the checkpoint is saved; exit as killed by SIGTERM
-        print(
-            f"lightrestore: interrupted by SIGTERM; resume with "
-            f"ckpt_path={cfg.paths.output_dir}/checkpoints/last.ckpt",
-            file=sys.stderr,
-            flush=True,
-        )
-        sys.exit(143)
+    except SIGTERMException:  # stopped at a step boundary; SaveOnInterrupt saved last.ckpt
+        sigint = received["signal"] == "SIGINT"
+        _stop(f"interrupted by {'Ctrl-C (SIGINT)' if sigint else 'SIGTERM'}; resume with "
+              f"ckpt_path={last}", 130 if sigint else 143)  # fmt: skip
+    except KeyboardInterrupt:
+        _stop("interrupted by Ctrl-C", 130)
+    except SystemExit as e:  # Lightning exits 1 after a KeyboardInterrupt (a second Ctrl-C)
+        if received["signal"] != "SIGINT-abort":
+            raise
+        saved = f"; the last checkpoint is {last}" if Path(last).is_file() else ""
+        _stop(f"aborted by a second Ctrl-C, the current step was not saved{saved}", 130, e)
+
+
+def _stop(message: str, code: int, cause: BaseException | None = None) -> None:
+    """Print ``message`` (console and log file) and exit with ``code``."""
+    from lightrestore.cli.app import log_to_files
+
+    print(f"lightrestore: {message}", file=sys.stderr, flush=True)
+    log_to_files(logging.WARNING, f"lightrestore: {message}")
+    raise SystemExit(code) from cause
 
 
 def _main(cfg: Any) -> None:
@@ -232,7 +228,6 @@ def _main(cfg: Any) -> None:
 
 def main() -> None:
     """Console entry point (``lightrestore`` / ``python -m lightrestore``)."""
-    os.environ.setdefault("HYDRA_FULL_ERROR", "0")
     run_app("train", _main)
 
 

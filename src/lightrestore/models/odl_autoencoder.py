@@ -83,10 +83,16 @@ class ODLAutoencoder(nn.Module):
     ``forward(x) == head(features(x))``.
     """
 
+    #: ``image_size`` must be a multiple of this (four stride-2 convolutions); the config
+    #: check names ``data.crop_size`` when it fails
+    size_multiple = 16
+
     def __init__(self, channels: int = 3, width: int = 64, image_size: int = 64) -> None:
         super().__init__()
-        if image_size % 16:
-            raise ValueError(f"image_size must be a multiple of 16, got {image_size}")
+        if image_size % self.size_multiple:
+            raise ValueError(
+                f"image_size must be a multiple of {self.size_multiple}, got {image_size}"
+            )
         w = width
         self.channels, self.width, self.image_size = channels, width, image_size
         self.encoder = nn.Sequential(

@@ -1,0 +1,33 @@
+"""Lightning's ``ModelCheckpoint`` for runs that resume into a new folder."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+log = logging.getLogger(__name__)
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` that resumes quietly into a new run folder.
+
+    A resumed run always gets a folder of its own (runs never share one), so the saved
+    checkpoint folder differs by design; Lightning then keeps only ``best_model_path``
+    and warns on every resume. This class does exactly what Lightning does in that case,
+    minus the warning (the ranking of best checkpoints restarts in the new folder, and
+    no file of the earlier run is ever deleted). Its state key is Lightning's, so
+    checkpoints written with either class resume with the other.
+    """
+
+    @property
+    def state_key(self) -> str:
+        return "ModelCheckpoint" + super().state_key[len(type(self).__qualname__) :]
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if state_dict.get("dirpath", self.dirpath) == self.dirpath:
+            super().load_state_dict(state_dict)
+            return
+        self.best_model_path = state_dict["best_model_path"]
+        log.debug("resumed into %s: the best-checkpoint ranking restarts here", self.dirpath)
