@@ -84,14 +84,16 @@ def log_to_files(level: int, message: str, exc_info: Any = None) -> None:
 
 # ----------------------------------------------------------------------------- run folders
 def holds_nothing(run_dir: str | os.PathLike) -> bool:
-    """True when ``run_dir`` holds only Hydra's bookkeeping (``.hydra/``) and log files:
-    a run that failed before it wrote anything of its own."""
+    """True when ``run_dir`` holds only Hydra's bookkeeping (``.hydra/``) and the job's
+    log file (``train.log``, ``evaluate.log``, ``restore.log``): a run that failed before
+    it wrote anything of its own."""
     folder = Path(run_dir)
     if not folder.is_dir():
         return False
+    logs = {f"{name}.log" for name in PROGS}
     for path in folder.rglob("*"):
-        top = path.relative_to(folder).parts[0]
-        if path.is_file() and top != ".hydra" and path.suffix != ".log":
+        rel = path.relative_to(folder)
+        if path.is_file() and rel.parts[0] != ".hydra" and str(rel) not in logs:
             return False
     return True
 
