@@ -530,14 +530,20 @@ def test_inpaint_hole_is_the_sampled_square_in_the_mean_colour(tmp_path):
         assert 0 <= t <= h - s and 0 <= l <= w - s
         hole[i, :, t : t + s, l : l + s] = True
     assert not torch.equal(p["top"], p["left"])
-    hole3 = hole.expand_as(x)
-    fill = fill_255(3).expand_as(x)
-    torch.testing.assert_close(y[hole3], fill[hole3], atol=1e-6, rtol=0)
-    assert torch.equal((y[hole3] * 255).round().long(), (fill[hole3] * 255).round().long())
-    assert torch.equal(y[~hole3], x[~hole3])
+    assert_filled(x, y, hole)
     # exact counts: s*s pixels changed in every channel (a random x never equals the fill)
     changed = (y != x).all(dim=1).sum(dim=(1, 2))
     assert torch.equal(changed, side**2) and torch.equal((y != x).any(dim=1), hole[:, 0])
+
+
+def assert_filled(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> None:
+    """``y`` is ``x`` with the pixels of ``mask`` ``(B, 1, H, W)`` set to ODL's fill colour
+    (within 1e-6, and exactly (117, 104, 123) on 0-255) in every channel, the rest unchanged."""
+    m3 = mask.expand_as(x)
+    fill = fill_255(3).expand_as(x)
+    torch.testing.assert_close(y[m3], fill[m3], atol=1e-6, rtol=0)
+    assert torch.equal((y[m3] * 255).round().long(), (fill[m3] * 255).round().long())
+    assert torch.equal(y[~m3], x[~m3])
 
 
 def test_interpolate_deletes_exactly_the_seeded_mask(tmp_path):
@@ -555,11 +561,7 @@ def test_interpolate_deletes_exactly_the_seeded_mask(tmp_path):
     mask = torch.rand(b, 1, h, w, generator=g) < rate.view(-1, 1, 1, 1)
     torch.testing.assert_close(p["severity"], rate, atol=1e-7, rtol=0)
     assert torch.equal(p["deleted"], mask)
-    m3 = mask.expand_as(x)
-    fill = fill_255(3).expand_as(x)
-    torch.testing.assert_close(y[m3], fill[m3], atol=1e-6, rtol=0)
-    assert torch.equal((y[m3] * 255).round().long(), (fill[m3] * 255).round().long())
-    assert torch.equal(y[~m3], x[~m3])
+    assert_filled(x, y, mask)
     changed = (y != x).all(dim=1).sum(dim=(1, 2))
     assert torch.equal(changed, mask.sum(dim=(1, 2, 3)))
 
