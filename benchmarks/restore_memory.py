@@ -1,4 +1,4 @@
-"""P8: working memory of restoring large images (``lightrestore.tiling.restore_tiled``).
+"""P8: working memory of restoring large images (``lightrestore.inference.tiling.restore_tiled``).
 
 Each image size is measured in a fresh subprocess: a small conv model (3 -> 8 -> 3
 channels, one CPU thread) on 64-pixel tiles with stride 48, 16 tiles per call, restores
@@ -93,7 +93,7 @@ def child(size: int, algo: str) -> dict[str, float]:
     """Measure one restoration in this (fresh) process; returns MiB and seconds."""
     import torch
 
-    from lightrestore.tiling import restore_tiled
+    from lightrestore.inference.tiling import restore_tiled
 
     torch.manual_seed(0)
     torch.set_num_threads(1)  # memory is the measure; one thread keeps timings steady

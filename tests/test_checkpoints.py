@@ -16,17 +16,17 @@ import torch
 from helpers import compose_cfg, run_cli
 from omegaconf import open_dict
 
-from lightrestore.checkpoints import (
+from lightrestore.cli.evaluate import run_evaluate
+from lightrestore.cli.train import resolve_ckpt_path, run
+from lightrestore.storage.atomic import atomic_write_json, atomic_write_text
+from lightrestore.storage.checkpoint_io import AtomicCheckpointIO
+from lightrestore.storage.checkpoints import (
     CheckpointError,
     check_method,
     config_differences,
     load_checkpoint,
 )
-from lightrestore.cli.evaluate import run_evaluate
-from lightrestore.cli.train import resolve_ckpt_path, run
-from lightrestore.utils.checkpoint_io import AtomicCheckpointIO
-from lightrestore.utils.integrity import damaged_sections, integrity_record, read_record
-from lightrestore.utils.io import atomic_write_json, atomic_write_text
+from lightrestore.storage.integrity import damaged_sections, integrity_record, read_record
 
 EXP = "experiment=rigidjoint_inpaint"
 FAST = ("trainer.max_epochs=1", "test=false")

@@ -14,8 +14,8 @@ from helpers import compose_cfg, run_cli
 
 from lightrestore.cli.app import suggest_key
 from lightrestore.cli.train import run
+from lightrestore.cli.validation import output_folder, problems
 from lightrestore.errors import ConfigError
-from lightrestore.validation import output_folder, problems
 
 
 def _one_line_error(out, prog: str = "lightrestore") -> str:

@@ -14,13 +14,13 @@ from helpers import REPO, compose_cfg, run_cli
 from PIL import Image
 
 from lightrestore.callbacks.reliability import NonFiniteLossError
-from lightrestore.checkpoints import CheckpointError
 from lightrestore.cli.restore import run_restore
 from lightrestore.cli.train import run
 from lightrestore.config import config_dir
 from lightrestore.errors import DataError, LevelError, UserError
-from lightrestore.utils.checkpoint_io import AtomicCheckpointIO
-from lightrestore.utils.io import atomic_write_text
+from lightrestore.storage.atomic import atomic_write_text
+from lightrestore.storage.checkpoint_io import AtomicCheckpointIO
+from lightrestore.storage.checkpoints import CheckpointError
 
 EXPERIMENTS = sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml"))
 

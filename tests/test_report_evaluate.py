@@ -10,11 +10,11 @@ import pytest
 import torch
 from helpers import compose_cfg, run_cli
 
-from lightrestore.checkpoints import CheckpointError
 from lightrestore.cli.evaluate import run_evaluate
 from lightrestore.cli.train import run
 from lightrestore.errors import ConfigError
-from lightrestore.report import find_runs, main, summary_markdown
+from lightrestore.reporting.report import find_runs, main, summary_markdown
+from lightrestore.storage.checkpoints import CheckpointError
 
 
 def _fake_run(root: Path, name: str, overrides: list[str], psnr: list[float] | None) -> Path:

@@ -19,7 +19,7 @@ from PIL import Image
 from lightrestore.cli.restore import run_restore
 from lightrestore.cli.train import run
 from lightrestore.errors import ConfigError, DataError, UserError
-from lightrestore.tiling import restore_tiled
+from lightrestore.inference.tiling import restore_tiled
 
 IDENTITY = ("model._target_=helpers.IdentityModel", "method.optimizer.lr=0")
 
@@ -170,7 +170,7 @@ def test_output_names_are_unique_and_existing_files_need_overwrite(tmp_path, rgb
 
 
 def test_output_name_counter_fallback_and_case_insensitive_clashes():
-    from lightrestore.restore_io import plan_outputs
+    from lightrestore.inference.image_files import plan_outputs
 
     files = [Path(n) for n in ("x/a.jpg", "x/a.png", "x/a_jpg.png", "x/A.JPG", "x/d.TIF")]
     got = [p.as_posix() for p in plan_outputs(files, Path("x"))]
@@ -271,7 +271,7 @@ def test_colour_through_a_greyscale_model_warns_once(tmp_path, grey_identity, ca
 
 
 def test_colour_result_of_a_grey_input_is_written_as_pillow_luma():
-    from lightrestore.restore_io import SourceImage, output_image
+    from lightrestore.inference.image_files import SourceImage, output_image
 
     rgb = _rgb(7, 300)  # wider than one conversion band
     restored = torch.from_numpy(rgb).permute(2, 0, 1).contiguous()
@@ -353,7 +353,7 @@ def test_tiling_covers_every_pixel_once_averaged():
      (33, 129, 8, 3, 7), (1, 1, 4, 1, 2), (17, 50, 16, 1, 50)],
 )  # fmt: skip
 def test_band_tiling_equals_the_unfold_everything_algorithm(h, w, tile, stride, batch, monkeypatch):
-    monkeypatch.setattr("lightrestore.tiling._CHUNK", 7)  # rows are finished 7 columns at a time
+    monkeypatch.setattr("lightrestore.inference.tiling._CHUNK", 7)  # rows are finished 7 columns at a time
     torch.manual_seed(h * w + stride)
     conv = torch.nn.Conv2d(3, 3, 3, padding=1)  # output depends on the window's content
 

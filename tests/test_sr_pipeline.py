@@ -16,9 +16,9 @@ from skimage.color import rgb2ycbcr
 from skimage.metrics import peak_signal_noise_ratio as sk_psnr
 
 from lightrestore.cli.train import run
-from lightrestore.convergence import first_epoch
-from lightrestore.convergence import main as convergence_main
 from lightrestore.degradations.resize import imresize
+from lightrestore.reporting.convergence import first_epoch
+from lightrestore.reporting.convergence import main as convergence_main
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from typing import Any
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import WandbLogger
 
-from lightrestore.plotting import plot_allocation, plot_psnr_per_epoch, plot_psnr_vs_level
+from lightrestore.reporting.plotting import plot_allocation, plot_psnr_per_epoch, plot_psnr_vs_level
 
 
 class RunPlots(Callback):

@@ -8,8 +8,8 @@ from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from lightrestore.results import allocation_csv, build_results, write_results
-from lightrestore.utils.io import atomic_write_text
+from lightrestore.reporting.results import allocation_csv, build_results, write_results
+from lightrestore.storage.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 

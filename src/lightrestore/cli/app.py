@@ -7,7 +7,7 @@ logging and up-front config checks.
   process exits with status 2; a run folder that holds nothing but Hydra's
   bookkeeping is removed again.
 - :class:`CheckConfig` (a Hydra callback) validates the composed config and the output
-  folder before Hydra creates the run folder (``lightrestore.validation``).
+  folder before Hydra creates the run folder (``lightrestore.cli.validation``).
 - :func:`configure_logging` makes the run's log file hold what the console shows
   (results tables, warnings, errors), once, and silences noise at its source.
 """
@@ -274,7 +274,7 @@ class CheckConfig(_HydraCallback):
     def _check(config: Any, config_name: str | None, dir_key: str, fresh: bool) -> None:
         from omegaconf import OmegaConf
 
-        from lightrestore.validation import output_folder, problems
+        from lightrestore.cli.validation import output_folder, problems
 
         app = config_name if config_name in PROGS else "train"
         found = problems(config, app)

@@ -30,10 +30,10 @@ def run_evaluate(cfg: Any) -> dict[str, Any]:
 
     from lightrestore.callbacks.plots import RunPlots
     from lightrestore.callbacks.results import ResultsWriter
-    from lightrestore.checkpoints import load_checkpoint, load_weights
     from lightrestore.cli.app import check_fresh_run_folder
     from lightrestore.cli.train import instantiate, metric_settings
-    from lightrestore.validation import validate
+    from lightrestore.cli.validation import validate
+    from lightrestore.storage.checkpoints import load_checkpoint, load_weights
 
     validate(cfg, "evaluate")
     check_fresh_run_folder(cfg.paths.output_dir)

@@ -16,7 +16,7 @@ rebuilt from the config stored in the checkpoint.
   restores colour inputs as grey (with a warning), 16-bit inputs give 8-bit outputs.
 * Memory: models with a fixed input size (``image_size``, e.g. ODL's autoencoder) run on
   overlapping tiles (``tile_stride``) whose overlaps are averaged, ``batch_size`` tiles
-  at a time, in bands (:func:`lightrestore.tiling.restore_tiled`); other models see the
+  at a time, in bands (:func:`lightrestore.inference.tiling.restore_tiled`); other models see the
   whole image when it has at most ``whole_image_max_pixels`` pixels, else overlapping
   ``tile_size`` tiles (``tile_overlap`` pixels averaged) with at most that many pixels per
   call. Images stay uint8 in memory; the extra memory does not grow with the height.
@@ -152,8 +152,8 @@ def _load_model(cfg: Any, device: Any) -> tuple[Any, int]:
     """The checkpoint's model (weights loaded, eval mode, on ``device``) and its channels."""
     from omegaconf import OmegaConf
 
-    from lightrestore.checkpoints import check_method, load_checkpoint, load_weights
     from lightrestore.cli.train import instantiate
+    from lightrestore.storage.checkpoints import check_method, load_checkpoint, load_weights
 
     ckpt_path = Path(str(cfg.ckpt)).expanduser()
     ckpt = load_checkpoint(ckpt_path)
@@ -198,7 +198,7 @@ def restore_pixels(model: Any, pixels: Any, plan: Plan, label: str = "") -> Any:
     import torch
     from tqdm import tqdm
 
-    from lightrestore.tiling import restore_tiled, tile_count
+    from lightrestore.inference.tiling import restore_tiled, tile_count
 
     _, h, w = pixels.shape
     tiling = plan.tiling(h, w)
@@ -244,8 +244,8 @@ def _restore_all(
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from lightrestore.restore_io import UnreadableImage, output_image, read_source
-    from lightrestore.utils.io import atomic_write
+    from lightrestore.inference.image_files import UnreadableImage, output_image, read_source
+    from lightrestore.storage.atomic import atomic_write
 
     written: list[Path] = []
     skipped: list[str] = []
@@ -275,13 +275,13 @@ def _restore_all(
 
 def run_restore(cfg: Any) -> list[Path]:
     """Restore every input image; returns the written files."""
-    from lightrestore.restore_io import (
+    from lightrestore.cli.validation import validate
+    from lightrestore.inference.image_files import (
         check_destinations,
         check_output_folder,
         list_inputs,
         plan_outputs,
     )
-    from lightrestore.validation import validate
 
     validate(cfg, "restore")  # mandatory ckpt= and input=
     settings = _settings(cfg)

@@ -101,7 +101,7 @@ def run(cfg: Any) -> dict[str, Any]:
     """
     import lightning.pytorch as pl
 
-    from lightrestore.validation import validate
+    from lightrestore.cli.validation import validate
 
     validate(cfg, "train")
     check_fresh_run_folder(cfg.paths.output_dir)
@@ -160,10 +160,10 @@ def resolve_ckpt_path(cfg: Any) -> str | None:
     ``ckpt_path=hpc``: Lightning's SLURM requeue checkpoint in this run's folder
     (also picked automatically when a requeued SLURM job finds one). A file or ``last``
     must have been trained with this run's model, method and task
-    (:func:`lightrestore.checkpoints.check_resume_compatible`); ``last`` skips newer runs
+    (:func:`lightrestore.storage.checkpoints.check_resume_compatible`); ``last`` skips newer runs
     that were not, logging why.
     """
-    from lightrestore.checkpoints import check_resume_compatible, newest_compatible
+    from lightrestore.storage.checkpoints import check_resume_compatible, newest_compatible
 
     ckpt = cfg.get("ckpt_path")
     if not ckpt and cfg.get("resume", False):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lightrestore.degradations.base import Ladder
-from lightrestore.utils.io import atomic_write_json, atomic_write_text
+from lightrestore.storage.atomic import atomic_write_json, atomic_write_text
 
 METRICS = ("psnr", "ssim", "l1", "l2")
 

@@ -2,8 +2,8 @@
 
 Writes are atomic (temporary file, flushed, renamed over the target) and carry an
 integrity record (a digest of every tensor and value, see
-:mod:`lightrestore.utils.integrity`); loads for resuming training check that record and
-refuse model weights holding NaN/Inf (:func:`lightrestore.checkpoints.verify_checkpoint`).
+:mod:`lightrestore.storage.integrity`); loads for resuming training check that record and
+refuse model weights holding NaN/Inf (:func:`lightrestore.storage.checkpoints.verify_checkpoint`).
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from lightrestore.utils.integrity import append_record, integrity_record
-from lightrestore.utils.io import atomic_write
+from lightrestore.storage.atomic import atomic_write
+from lightrestore.storage.integrity import append_record, integrity_record
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes the checkpoint to a temporary file in the target folder with its integrity
     record, flushes it to disk and renames it over the target (see
-    :func:`lightrestore.utils.io.atomic_write`); checks the record when Lightning loads
+    :func:`lightrestore.storage.atomic.atomic_write`); checks the record when Lightning loads
     a checkpoint to resume (``trainer.fit(ckpt_path=...)``, SLURM requeue)."""
 
     def save_checkpoint(
@@ -44,10 +44,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         map_location: Callable | None = lambda storage, loc: storage,
         weights_only: bool | None = None,
     ) -> dict[str, Any]:
-        """Lightning's load, then :func:`lightrestore.checkpoints.verify_checkpoint`:
-        raises :class:`~lightrestore.checkpoints.CheckpointError` on an unreadable or
+        """Lightning's load, then :func:`lightrestore.storage.checkpoints.verify_checkpoint`:
+        raises :class:`~lightrestore.storage.checkpoints.CheckpointError` on an unreadable or
         damaged file or non-finite weights."""
-        from lightrestore.checkpoints import unreadable, verify_checkpoint
+        from lightrestore.storage.checkpoints import unreadable, verify_checkpoint
 
         try:
             checkpoint = super().load_checkpoint(

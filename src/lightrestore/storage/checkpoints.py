@@ -1,7 +1,7 @@
 """Loading lightrestore checkpoints safely (``weights_only=True``) with clear errors.
 
 Every load checks the checkpoint's integrity record (a damaged file is refused, see
-:mod:`lightrestore.utils.integrity`) and its model weights (NaN/Inf refused); resuming
+:mod:`lightrestore.storage.integrity`) and its model weights (NaN/Inf refused); resuming
 checks that the checkpoint was trained with this run's model, method and task.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from lightrestore.errors import UserError
-from lightrestore.utils.integrity import damaged_sections, first_non_finite, read_record
+from lightrestore.storage.integrity import damaged_sections, first_non_finite, read_record
 
 log = logging.getLogger("lightrestore")
 

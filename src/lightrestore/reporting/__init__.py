@@ -1,0 +1,1 @@
+"""Results files, the sweep report, convergence tables, plots and the experiment loggers."""

@@ -1,0 +1,1 @@
+"""Checkpoints (safe loading, integrity digests, atomic saving) and atomic file writes."""
