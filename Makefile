@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.lightrestore-installed
 ARGS ?=
 
-.PHONY: setup run test lint bench clean-venv
+.PHONY: setup run test test-gpu lint bench clean-venv
 
 setup: $(STAMP)
 
@@ -21,6 +21,11 @@ run: setup
 
 test: setup
 	$(PY) -m pytest $(ARGS)
+
+# the GPU paths only (bf16, channels-last, compile, CUDA restore); they also run within
+# `make test` on a machine with a GPU and are skipped without one
+test-gpu: setup
+	$(PY) -m pytest -m gpu $(ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check src tests

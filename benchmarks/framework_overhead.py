@@ -19,7 +19,7 @@ from benchmarks.harness import build
 def run(steps: int = 10, repeats: int = 3, overrides: tuple[str, ...] = ()) -> list[Row]:
     import lightning.pytorch as pl
 
-    objs = build("experiment=rigidjoint_inpaint", *overrides)
+    objs = build("experiment=rigid_joint_inpaint", *overrides)
     dm, method = objs["datamodule"], objs["method"]
     dm.setup("fit")
     policy = [c for c in objs["callbacks"] if type(c).__name__ == "FixedWeightsPolicy"]

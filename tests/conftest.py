@@ -1,5 +1,17 @@
-"""Pytest set-up: offline wandb, resolvers registered (see helpers.py)."""
+"""Pytest set-up: offline wandb, resolvers registered (see helpers.py); tests marked
+``gpu`` run only where CUDA is available (``make test-gpu`` runs just them)."""
 
 from __future__ import annotations
 
 import helpers  # noqa: F401  (sets WANDB_MODE=offline, registers resolvers)
+import pytest
+import torch
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (run on a GPU machine: make test-gpu)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -28,16 +28,16 @@ from lightrestore.storage.checkpoints import (
 )
 from lightrestore.storage.integrity import damaged_sections, integrity_record, read_record
 
-EXP = "experiment=rigidjoint_inpaint"
+EXP = "experiment=rigid_joint_inpaint"
 FAST = ("trainer.max_epochs=1", "test=false")
 
 
 def _train(root: Path, name: str, *overrides: str) -> Path:
-    """A smoke run in ``root/logs/rigidjoint_inpaint/runs/<name>`` (where
+    """A smoke run in ``root/logs/rigid_joint_inpaint/runs/<name>`` (where
     ``ckpt_path=last`` looks); returns its ``last.ckpt``."""
     cfg = compose_cfg(root, EXP, *FAST, *overrides)
     with open_dict(cfg):
-        cfg.paths.output_dir = str(root / "logs" / "rigidjoint_inpaint" / "runs" / name)
+        cfg.paths.output_dir = str(root / "logs" / "rigid_joint_inpaint" / "runs" / name)
     out = run(cfg)
     return Path(out["trainer"].checkpoint_callback.last_model_path)
 
@@ -198,7 +198,7 @@ def test_wider_checkpoint_is_refused_by_file_and_by_last(tmp_path, runs):
     fix = r"model\.width=16 but this run has model\.width=8: resume with the same model"
     with pytest.raises(CheckpointError, match=rf"checkpoint .*b_wide.* was trained with {fix}"):
         run(compose_cfg(tmp_path / "f", EXP, *FAST, f"ckpt_path={runs['wide']}"))
-    only_wide = tmp_path / "logs" / "rigidjoint_inpaint" / "runs" / "w" / "checkpoints"
+    only_wide = tmp_path / "logs" / "rigid_joint_inpaint" / "runs" / "w" / "checkpoints"
     only_wide.mkdir(parents=True)
     shutil.copy(runs["wide"], only_wide / "last.ckpt")
     for how in ("ckpt_path=last", "resume=true"):
@@ -239,15 +239,21 @@ def test_config_differences_plain():
 
 
 # ---------------------------------------------------------------- the method's name
-def test_sr_checkpoints_record_method_sr(tmp_path):
+def test_sr_checkpoints_are_restoration_and_older_sr_ones_still_count(tmp_path):
+    """SR runs are the restoration method with the SR optimiser preset (method/sr was an
+    optimiser preset, not a method); checkpoints of older SR runs, recorded as 'sr',
+    still pass expect_method=restoration, and expect_method=sr still accepts them."""
     out = run(compose_cfg(tmp_path, "experiment=sr_srcnn_x2", *FAST))
     path = out["trainer"].checkpoint_callback.last_model_path
     ckpt = load_checkpoint(path)
-    assert ckpt["lightrestore"]["method"] == "sr"
-    assert ckpt["lightrestore"]["config"]["method"]["name"] == "sr"
-    check_method(ckpt, "sr", path)
-    with pytest.raises(CheckpointError, match="comes from method 'sr'"):
-        check_method(ckpt, "restoration", path)
+    assert ckpt["lightrestore"]["method"] == "restoration"
+    assert ckpt["lightrestore"]["config"]["method"]["optimizer"]["lr"] == 1e-4  # adam_sr
+    check_method(ckpt, "restoration", path)
+    with pytest.raises(CheckpointError, match="comes from method 'restoration'"):
+        check_method(ckpt, "dlnet", path)
+    old = dict(ckpt, lightrestore=dict(ckpt["lightrestore"], method="sr"))
+    check_method(old, "restoration", path)
+    check_method(old, "sr", path)
 
 
 # ---------------------------------------------------------------- files

@@ -51,13 +51,13 @@ def test_smoke_run_leaves_results_for_every_level(tmp_path):
 def test_two_runs_never_share_a_folder(tmp_path):
     for _ in range(2):
         cfg_args = (
-            "experiment=rigidjoint_denoise",
+            "experiment=rigid_joint_denoise",
             "debug=smoke",
             "trainer.max_epochs=1",
             f"paths.log_dir={tmp_path}",
         )
         assert run_cli(*cfg_args, cwd=tmp_path).returncode == 0
-    runs = list((tmp_path / "rigidjoint_denoise" / "runs").iterdir())
+    runs = list((tmp_path / "rigid_joint_denoise" / "runs").iterdir())
     assert len(runs) == 2 and all((r / "results.json").is_file() for r in runs)
 
 
@@ -225,7 +225,7 @@ def test_ondemand_reallocates_by_inverse_validation_psnr(tmp_path):
         tmp_path,
         "experiment=ondemand_inpaint",
         "model._target_=helpers.IdentityModel",
-        "method.optimizer.lr=0",
+        "optimizer.lr=0",
         "trainer.max_epochs=2",
         "test=false",
         "data.val_per_level=6",
@@ -291,7 +291,7 @@ def test_ddp_ranks_hold_the_same_allocation_and_exact_metrics(tmp_path):
     dump = tmp_path / "dump"
     out = run_cli("experiment=ondemand_deblur", "debug=smoke", "trainer=ddp", "trainer.accelerator=cpu",
                   "trainer.devices=2", "trainer.max_epochs=2", "test=false", "data.val_per_level=3",
-                  "model._target_=helpers.IdentityModel", "method.optimizer.lr=0",
+                  "model._target_=helpers.IdentityModel", "optimizer.lr=0",
                   "+callbacks.rank_dump._target_=helpers.RankDump", f"+callbacks.rank_dump.out={dump}",
                   f"paths.log_dir={tmp_path}", cwd=tmp_path)  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
@@ -321,12 +321,12 @@ def test_ddp_ranks_hold_the_same_allocation_and_exact_metrics(tmp_path):
 
 def test_a_run_never_writes_into_a_folder_that_holds_one(tmp_path):
     first = tmp_path / "taken"
-    assert run_cli("experiment=rigidjoint_interp", "debug=smoke", "trainer.max_epochs=1",
+    assert run_cli("experiment=rigid_joint_interp", "debug=smoke", "trainer.max_epochs=1",
                    f"hydra.run.dir={first}", cwd=tmp_path).returncode == 0  # fmt: skip
     before = (first / "results.json").read_text()
     recorded = (first / ".hydra" / "config.yaml").read_text()
     out = run_cli(
-        "experiment=rigidjoint_interp", "debug=smoke", "seed=3", f"hydra.run.dir={first}",
+        "experiment=rigid_joint_interp", "debug=smoke", "seed=3", f"hydra.run.dir={first}",
         cwd=tmp_path,
     )
     assert out.returncode == 2 and "already holds a run" in out.stderr

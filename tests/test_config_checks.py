@@ -52,6 +52,17 @@ def test_each_bad_value_is_named_with_its_fix(tmp_path, override, message):
     assert not (tmp_path / "r" / "run").exists()  # nothing written
 
 
+def test_a_fixated_baseline_on_a_single_level_task_is_refused_with_the_fix(tmp_path):
+    """SR tasks with one level define no easy/hard settings (ODL's fixated baselines)."""
+    cfg = compose_cfg(tmp_path, "experiment=sr_edsr_x2", "curriculum=fixated_easy")
+    (found,) = problems(cfg)
+    assert found.startswith("the curriculum needs task.fixated.easy, which task 'sr_x2' does not")
+    assert "curriculum=rigid_joint" in found
+    # tasks with a ladder define both (SR with blur: DL-Net's study)
+    assert problems(compose_cfg(tmp_path, "experiment=sr_edsr_x2", "task=srblur_x2",
+                                "curriculum=fixated_hard")) == []  # fmt: skip
+
+
 def test_good_values_pass(tmp_path):
     assert problems(compose_cfg(tmp_path, "experiment=ondemand_inpaint")) == []
     assert problems(compose_cfg(tmp_path, "trainer.max_epochs=-1", "+trainer.max_steps=5")) == []

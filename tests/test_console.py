@@ -26,7 +26,7 @@ def _run_dir(root: Path) -> Path:
 @pytest.mark.slow
 def test_console_and_log_file_of_a_run_a_resume_and_an_evaluation(tmp_path):
     logs = tmp_path / "logs"
-    args = ("experiment=rigidjoint_inpaint", "debug=smoke", "logger=default",  # csv + wandb
+    args = ("experiment=rigid_joint_inpaint", "debug=smoke", "logger=default",  # csv + wandb
             "+callbacks.warn._target_=helpers.WarnAtFitStart", "+callbacks.warn.text=odd data xyz",
             f"paths.log_dir={logs}")  # fmt: skip
     out = run_cli(*args, cwd=tmp_path, preexec_fn=_umask(0o022))
@@ -67,7 +67,7 @@ def test_console_and_log_file_of_a_run_a_resume_and_an_evaluation(tmp_path):
 
 @pytest.mark.slow
 def test_errors_reach_the_log_file(tmp_path):
-    out = run_cli("experiment=rigidjoint_inpaint", "debug=smoke", "model._target_=helpers.NaNAfter",
+    out = run_cli("experiment=rigid_joint_inpaint", "debug=smoke", "model._target_=helpers.NaNAfter",
                   "+model.after=3", f"paths.log_dir={tmp_path}", cwd=tmp_path)  # fmt: skip
     assert out.returncode == 2
     log = (_run_dir(tmp_path) / "train.log").read_text()

@@ -51,6 +51,7 @@ from lightrestore.degradations import (
     Resize,
 )
 from lightrestore.degradations.resize import imresize
+from lightrestore.losses.hard_mining import set_hard_mining
 from lightrestore.losses.pixel import PixelLoss
 from lightrestore.losses.pspl import PSPLoss
 from lightrestore.metrics.sr import measure_y
@@ -251,7 +252,7 @@ def test_odl_experiment_constants(built, experiment):
     kind = experiment.split("_")[0]
     if kind == "ondemand":
         assert type(policy) is OnDemandPolicy and policy.metric == "val/psnr"
-    elif kind == "rigidjoint":  # METHODS.md: rigid joint = equal counts
+    elif experiment.startswith("rigid_joint"):  # METHODS.md: rigid joint = equal counts
         assert type(policy) is FixedWeightsPolicy and policy.weights is None
     else:
         easy_or_hard = experiment.split("_")[1]
@@ -315,7 +316,7 @@ def test_odl_autoencoder_architecture(built):
     assert fc.weight.shape == (512, 16, 16) and fc.bias.shape == (512, 16)
     # tanh output mapped to [0, 1]: saturates at both ends for large features
     with torch.no_grad():
-        out = model.head(1e3 * torch.randn(2, 64, 32, 32, generator=gen()))
+        out = model.head(1e3 * torch.randn(2, 64, 32, 32, generator=gen()), torch.zeros(2, 3, 64, 64))
     assert float(out.min()) == 0.0 and float(out.max()) == 1.0
     # init: conv weights N(0, 0.02) (131k samples: std error ~0.2 %), BN weights N(1, 0.02)
     w = convs[1].weight.detach()
@@ -372,7 +373,7 @@ def test_ondemand_rule_of_the_composed_policy(built):
 
 
 def test_hard_mining_keeps_the_10_hardest_of_100(built):
-    _, objs = built("experiment=rigidjoint_inpaint", "curriculum=hard_mining")
+    _, objs = built("experiment=rigid_joint_inpaint", "curriculum=hard_mining")
     policy, method = policy_of(objs), copy.deepcopy(objs["method"])
     assert type(policy) is HardMiningPolicy
     assert objs["datamodule"].batch_size == HARD_MINING_B
@@ -381,8 +382,8 @@ def test_hard_mining_keeps_the_10_hardest_of_100(built):
     pred = (
         torch.arange(HARD_MINING_B, dtype=torch.float32).sqrt().view(-1, 1, 1, 1).expand_as(target)
     )
-    method.hard_mining_fraction = policy.fraction
-    loss = method.training_loss(pred, target)
+    set_hard_mining(method, policy.fraction)
+    loss = method.loss(pred, target)
     top = torch.arange(HARD_MINING_B - HARD_MINING_K, HARD_MINING_B, dtype=torch.float32)
     assert float(loss) == pytest.approx(float(top.mean()), rel=1e-6)
 
@@ -396,15 +397,15 @@ def test_pspl_constants_and_attention(built):
         got = {k: getattr(loss, k) for k in PSPL}
         assert got == PSPL, e
         assert loss.base.kind == SR_LOSS[e.split("_")[1]], e
-    # behaviour of one instance: t starts at 1/1000 (advanced before the first batch) ...
+    # behaviour of one instance: t starts at 1/1000 (the first batch, 0 steps before it) ...
     loss = copy.deepcopy(built(f"experiment={pspl[0]}")[1]["method"].loss).train()
-    loss.t = 0.0
     x = torch.rand(2, 3, 16, 16, generator=gen())
+    loss.set_optimizer_step(0)
     loss.per_sample(x, x)
     assert loss.t == pytest.approx(1 / 1000, abs=1e-12)
     # ... and at t = 2, delta = 2; identical images have SSIM 1 everywhere, so the
     # attention is gamma * exp(-((1 - mu) / delta)^2) = 2 exp(-1) on every pixel
-    loss.t = 2.0 - 1 / 1000
+    loss.set_optimizer_step(1999)
     loss.per_sample(x, x)
     assert loss.delta == pytest.approx(2.0, abs=1e-9)
     stats = loss.log_values()

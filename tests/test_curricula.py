@@ -11,6 +11,7 @@ import torch
 from lightrestore.callbacks.policies import CumulativeCurriculum, HardMiningPolicy, StagedCurriculum
 from lightrestore.data.sampler import DifficultySampler
 from lightrestore.errors import ConfigError
+from lightrestore.losses.hard_mining import HardMiningLoss, set_hard_mining
 from lightrestore.losses.pixel import PixelLoss
 from lightrestore.methods.restoration import RestorationModule
 
@@ -70,7 +71,7 @@ def test_curriculum_state_must_match_on_resume():
 
 def _module(fraction=None):
     m = RestorationModule(torch.nn.Identity(), PixelLoss("l2"), optimizer=torch.optim.SGD)
-    m.hard_mining_fraction = fraction
+    set_hard_mining(m, fraction)
     return m
 
 
@@ -79,22 +80,21 @@ def test_hard_mining_backpropagates_only_the_hardest_samples():
     pred = torch.arange(10, dtype=torch.float32).view(10, 1, 1, 1).expand(10, 1, 2, 2).clone()
     pred.requires_grad_(True)
     per_sample = pred.detach().square().flatten(1).mean(1)  # 0, 1, 4, ..., 81
-    loss = _module(fraction=0.2).training_loss(pred, target)  # ceil(0.2 * 10) = 2 hardest
+    loss = _module(fraction=0.2).loss(pred, target)  # ceil(0.2 * 10) = 2 hardest
     assert float(loss.detach()) == pytest.approx((81 + 64) / 2)
     loss.backward()
     has_grad = (pred.grad.flatten(1).abs().sum(1) > 0).tolist()
     assert has_grad == [False] * 8 + [True] * 2
-    assert float(_module(None).training_loss(pred, target)) == pytest.approx(
-        float(per_sample.mean())
-    )
+    assert float(_module(None).loss(pred, target).detach()) == pytest.approx(float(per_sample.mean()))
     assert math.ceil(0.1 * 100) == 10  # the paper's 10 of 100
 
 
 def test_hard_mining_policy_switches_after_warmup():
     p = HardMiningPolicy(pool_size=10, warmup_epochs=2, fraction=0.1)
     m = _module()
+    m.loss = HardMiningLoss(m.loss)  # what the policy's setup does
     for epoch, expected in [(0, None), (1, None), (2, 0.1), (5, 0.1)]:
         p.on_train_epoch_start(SimpleNamespace(current_epoch=epoch), m)
-        assert m.hard_mining_fraction == expected
+        assert m.loss.fraction == expected
     with pytest.raises(ConfigError):
         HardMiningPolicy(fraction=0)

@@ -13,7 +13,7 @@ from helpers import compose_cfg, run_cli
 from lightrestore.cli.train import run
 
 # BatchNorm model (a mid-step checkpoint would count one batch's statistics twice)
-EXP = "experiment=rigidjoint_inpaint"
+EXP = "experiment=rigid_joint_inpaint"
 COMMON = ["trainer.max_epochs=2", "data.train_samples_per_epoch=24", "trainer.deterministic=true"]
 
 

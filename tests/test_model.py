@@ -17,7 +17,7 @@ def test_paper_architecture_shapes():
     with torch.no_grad():
         y = m(x)
     assert y.shape == x.shape and float(y.min()) >= 0 and float(y.max()) <= 1
-    assert torch.allclose(m.head(z), y)
+    assert torch.allclose(m.head(z, x), y)
     convs = [
         mod for mod in m.modules() if isinstance(mod, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))
     ]

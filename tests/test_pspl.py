@@ -36,12 +36,14 @@ def test_ssim_map_matches_scikit_image_in_the_interior():
     )
 
 
-def test_delta_schedule_and_state():
+def test_delta_schedule_follows_the_optimisation_step_not_the_loss_calls():
     loss = PSPLoss(batches_per_epoch=4, alpha=1.0, beta=0.5)
     x, y = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
     deltas = []
-    for _ in range(6):
-        loss(x, y)
+    for step in range(6):
+        loss.set_optimizer_step(step)
+        for _ in range(3):  # a method that calls its loss 3 times per batch (Golf's T steps)
+            loss(x, y)
         deltas.append(float(loss.log_values()["delta"]))
     assert deltas == pytest.approx([0.5 + k / 4 for k in range(1, 7)])  # t starts at 1/N
     loss.eval()
@@ -57,7 +59,8 @@ def test_no_gradient_flows_through_the_attention_map():
     torch.manual_seed(0)
     hr = torch.rand(2, 3, 24, 24)
     sr = (hr + 0.2 * torch.rand(2, 3, 24, 24)).clamp(0, 1).requires_grad_(True)
-    loss = PSPLoss(base="l2", batches_per_epoch=1)  # t = 1 after the call: delta = 1
+    loss = PSPLoss(base="l2", batches_per_epoch=1)
+    loss.set_optimizer_step(0)  # t = 1: delta = 1
     loss(sr, hr).backward()
     m = attention(ssim_map(sr.detach(), hr), 1.0)
     sr2 = sr.detach().clone().requires_grad_(True)
@@ -77,6 +80,7 @@ def test_pspl_wraps_l1_and_l2():
     x, y = torch.rand(1, 1, 12, 12), torch.rand(1, 1, 12, 12)
     for base in ("l1", "l2"):
         loss = PSPLoss(base=base, batches_per_epoch=1)
+        loss.set_optimizer_step(0)  # t = 1: delta = 1
         value = loss(x, y)
         m = attention(ssim_map(x, y), 1.0)
         d = m * x - m * y

@@ -12,35 +12,33 @@ import pytest
 import torch
 from helpers import REPO, compose_cfg, run_cli
 from PIL import Image
+from representative import REPRESENTATIVE
 
 from lightrestore.callbacks.reliability import NonFiniteLossError
 from lightrestore.cli.restore import run_restore
 from lightrestore.cli.train import run
-from lightrestore.config import config_dir
 from lightrestore.errors import DataError, LevelError, UserError
 from lightrestore.storage.atomic import atomic_write_text
 from lightrestore.storage.checkpoint_io import AtomicCheckpointIO
 from lightrestore.storage.checkpoints import CheckpointError
 
-EXPERIMENTS = sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml"))
 
-
-# ---------------------------------------------------------------- bad input, every experiment
-@pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_bad_inputs_for_every_experiment(tmp_path, experiment):
-    exp = f"experiment={experiment}"
+# ---------------------------------------------------------------- bad input, representative set
+@pytest.mark.parametrize("label", REPRESENTATIVE)
+def test_bad_inputs_on_the_representative_set(tmp_path, label):
+    exp = REPRESENTATIVE[label]
     with pytest.raises(DataError, match="does not exist: set data.source.root"):
         run(
-            compose_cfg(tmp_path / "a", exp, "data=folder", f"data.source.root={tmp_path / 'none'}")
+            compose_cfg(tmp_path / "a", *exp, "data=folder", f"data.source.root={tmp_path / 'none'}")
         )
     with pytest.raises(
         LevelError, match=r"level 99 is outside the .* ladder: valid levels are 1\.\."
     ):
-        run(compose_cfg(tmp_path / "b", exp, "data.test_levels=[1,99]"))
+        run(compose_cfg(tmp_path / "b", *exp, "data.test_levels=[1,99]"))
     with pytest.raises(UserError, match="does not exist"):
-        run(compose_cfg(tmp_path / "c", exp, f"ckpt_path={tmp_path / 'missing.ckpt'}"))
+        run(compose_cfg(tmp_path / "c", *exp, f"ckpt_path={tmp_path / 'missing.ckpt'}"))
     with pytest.raises(UserError, match="ckpt_path=last: no earlier run"):
-        run(compose_cfg(tmp_path / "d", exp, "ckpt_path=last"))
+        run(compose_cfg(tmp_path / "d", *exp, "ckpt_path=last"))
 
 
 def test_unknown_config_option_lists_the_choices(tmp_path):
@@ -75,7 +73,7 @@ def test_mixed_image_modes_and_a_truncated_file_train(tmp_path):
     (tmp_path / "train.txt").write_text("\n".join(train))
     (tmp_path / "val.txt").write_text("rgb1.png\nrgb2.png")
     (tmp_path / "test.txt").write_text("rgb3.png")
-    out = run(compose_cfg(tmp_path, "experiment=rigidjoint_interp", "data=folder", f"data.source.root={root}",
+    out = run(compose_cfg(tmp_path, "experiment=rigid_joint_interp", "data=folder", f"data.source.root={root}",
                           "data.source.load_size=null", f"data.source.train_list={tmp_path / 'train.txt'}",
                           f"data.source.val_list={tmp_path / 'val.txt'}", f"data.source.test_list={tmp_path / 'test.txt'}",
                           "data.train_samples_per_epoch=60", "trainer.max_epochs=1"))  # fmt: skip
@@ -111,7 +109,7 @@ def test_truncated_test_image_is_a_clear_error(tmp_path):
 # ---------------------------------------------------------------- NaN / Inf loss
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     # 2 steps per epoch: epoch 0 trains and validates (last.ckpt), step 4 turns NaN
-    cfg = compose_cfg(tmp_path, "experiment=rigidjoint_inpaint", "model._target_=helpers.NaNAfter", "+model.after=3",
+    cfg = compose_cfg(tmp_path, "experiment=rigid_joint_inpaint", "model._target_=helpers.NaNAfter", "+model.after=3",
                       "trainer.max_epochs=3")  # fmt: skip
     with pytest.raises(
         NonFiniteLossError, match=r"became nan at epoch 1, step 3.*last good checkpoint is .*ckpt"
@@ -126,7 +124,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 
 
 def test_nan_loss_cli_message(tmp_path):
-    out = run_cli("experiment=rigidjoint_inpaint", "debug=smoke", "model._target_=helpers.NaNAfter", "+model.after=1",
+    out = run_cli("experiment=rigid_joint_inpaint", "debug=smoke", "model._target_=helpers.NaNAfter", "+model.after=1",
                   f"paths.log_dir={tmp_path}", cwd=tmp_path)  # fmt: skip
     assert out.returncode == 2
     assert re.search(
@@ -173,7 +171,7 @@ def test_every_torch_load_is_weights_only():
 def ckpt_file(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ckpt")
     out = run(
-        compose_cfg(tmp, "experiment=rigidjoint_deblur", "trainer.max_epochs=1", "test=false")
+        compose_cfg(tmp, "experiment=rigid_joint_deblur", "trainer.max_epochs=1", "test=false")
     )
     return Path(out["trainer"].checkpoint_callback.last_model_path)
 
@@ -195,7 +193,8 @@ def test_checkpoint_from_another_method_or_model(tmp_path, ckpt_file):
     wider = dict(
         ckpt,
         lightrestore=dict(
-            ckpt["lightrestore"], config=dict(cfg, model=dict(cfg["model"], width=16))
+            ckpt["lightrestore"],
+            config=dict(cfg, method=dict(cfg["method"], model=dict(cfg["method"]["model"], width=16))),
         ),
     )
     g = tmp_path / "wider.ckpt"

@@ -48,10 +48,10 @@ def test_summary_labels_means_spread_and_incomplete_runs(tmp_path):
 
 @pytest.mark.slow
 def test_multirun_writes_an_equal_budget_summary(tmp_path):
-    out = run_cli("-m", "experiment=rigidjoint_interp", "debug=smoke", "trainer.max_epochs=1",
+    out = run_cli("-m", "experiment=rigid_joint_interp", "debug=smoke", "trainer.max_epochs=1",
                   "curriculum=rigid_joint,fixated_hard,hard_mining", f"paths.log_dir={tmp_path}", cwd=tmp_path)  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
-    sweep = next((tmp_path / "rigidjoint_interp" / "multiruns").iterdir())
+    sweep = next((tmp_path / "rigid_joint_interp" / "multiruns").iterdir())
     md = (sweep / "summary.md").read_text()
     lines = {ln.split("|")[1].strip(): ln for ln in md.splitlines() if ln.startswith("| ")}
     for policy in ("rigid_joint", "fixated_hard", "hard_mining"):

@@ -21,7 +21,7 @@ from lightrestore.cli.train import run
 from lightrestore.errors import ConfigError, DataError, UserError
 from lightrestore.inference.tiling import restore_tiled
 
-IDENTITY = ("model._target_=helpers.IdentityModel", "method.optimizer.lr=0")
+IDENTITY = ("model._target_=helpers.IdentityModel", "optimizer.lr=0")
 
 
 def _train(tmp: Path, experiment: str, *overrides: str) -> Path:
@@ -32,19 +32,19 @@ def _train(tmp: Path, experiment: str, *overrides: str) -> Path:
 @pytest.fixture(scope="module")
 def odl_ckpt(tmp_path_factory) -> Path:
     """ODL's autoencoder (fixed 32-pixel input: tiled), 3 channels."""
-    return _train(tmp_path_factory.mktemp("odl"), "rigidjoint_deblur")
+    return _train(tmp_path_factory.mktemp("odl"), "rigid_joint_deblur")
 
 
 @pytest.fixture(scope="module")
 def rgb_identity(tmp_path_factory) -> Path:
     """An identity "restoration" of 3-channel images (takes whole images)."""
-    return _train(tmp_path_factory.mktemp("id3"), "rigidjoint_deblur", *IDENTITY)
+    return _train(tmp_path_factory.mktemp("id3"), "rigid_joint_deblur", *IDENTITY)
 
 
 @pytest.fixture(scope="module")
 def grey_identity(tmp_path_factory) -> Path:
     """An identity "restoration" of 1-channel (greyscale) images."""
-    return _train(tmp_path_factory.mktemp("id1"), "rigidjoint_denoise", *IDENTITY)
+    return _train(tmp_path_factory.mktemp("id1"), "rigid_joint_denoise", *IDENTITY)
 
 
 def _restore(tmp_path: Path, ckpt: Path, inp: Path, *overrides: str) -> list[Path]:

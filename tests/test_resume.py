@@ -1,4 +1,5 @@
-"""Exact resume after an interruption, for every experiment (debug=smoke, CPU)."""
+"""Exact resume after an interruption and after a SLURM requeue, on the representative set
+(tests/representative.py: one run per kind of state; debug=smoke, CPU)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 from helpers import SLURM_ENV, compose_cfg
+from representative import EXPERIMENTS, REPRESENTATIVE, REQUEUE
 
 from lightrestore.cli.train import run
-from lightrestore.config import config_dir
 
-EXPERIMENTS = sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml"))
 # 3 batches of 8 per epoch, 2 epochs; deterministic kernels
 COMMON = ["trainer.max_epochs=2", "data.train_samples_per_epoch=24", "trainer.deterministic=true"]
 
@@ -30,8 +30,8 @@ def _same(a, b) -> bool:
     return torch.equal(a, b) if torch.is_tensor(a) else a == b
 
 
-def _interrupted_then_resumed(tmp: Path, experiment: str, step: int):
-    cut = compose_cfg(tmp / "cut", f"experiment={experiment}", *COMMON,
+def _interrupted_then_resumed(tmp: Path, overrides: tuple[str, ...], step: int):
+    cut = compose_cfg(tmp / "cut", *overrides, *COMMON,
                       "+callbacks.interrupt._target_=helpers.InterruptAt", f"+callbacks.interrupt.step={step}")  # fmt: skip
     with pytest.raises(SystemExit):  # Lightning stops after the step with SIGTERMException
         run(cut)
@@ -39,17 +39,16 @@ def _interrupted_then_resumed(tmp: Path, experiment: str, step: int):
     assert ckpt.is_file()
     saved = torch.load(ckpt, weights_only=True, map_location="cpu")
     assert saved["global_step"] == step
-    return run(
-        compose_cfg(tmp / "resumed", f"experiment={experiment}", *COMMON, f"ckpt_path={ckpt}")
-    )
+    return run(compose_cfg(tmp / "resumed", *overrides, *COMMON, f"ckpt_path={ckpt}"))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_interrupted_run_resumes_exactly(tmp_path, experiment):
-    full = _state(run(compose_cfg(tmp_path / "full", f"experiment={experiment}", *COMMON)))
+@pytest.mark.parametrize("label", REPRESENTATIVE)
+def test_interrupted_run_resumes_exactly(tmp_path, label):
+    overrides = REPRESENTATIVE[label]
+    full = _state(run(compose_cfg(tmp_path / "full", *overrides, *COMMON)))
     # step 4 = after the first batch of epoch 1: a mid-epoch interruption
-    resumed = _state(_interrupted_then_resumed(tmp_path, experiment, step=4))
+    resumed = _state(_interrupted_then_resumed(tmp_path, overrides, step=4))
     assert resumed[1] == full[1]  # allocation history, images per level included
     assert torch.equal(resumed[2], full[2])  # sampler weights
     for k, v in full[3].items():
@@ -58,36 +57,36 @@ def test_interrupted_run_resumes_exactly(tmp_path, experiment):
     res_full = json.loads((tmp_path / "full" / "run" / "results.json").read_text())["levels"]
     res_resumed = json.loads((tmp_path / "resumed" / "run" / "results.json").read_text())["levels"]
     assert res_full == res_resumed
+    if "staged" in label or "cumulative" in label:  # the schedule really moved
+        assert full[1][0]["weights"] != full[1][1]["weights"]
 
 
-# SLURM's requeue path does not depend on the experiment (the per-experiment state is
-# covered by the interruption test above over every experiment): a representative set,
-# one per task family, plus PSPL's extra state and LapSRN's multi-scale outputs
-REQUEUE = ["ondemand_inpaint", "ondemand_interp", "rigidjoint_deblur", "fixated_hard_denoise",
-           "sr_edsr_x2_pspl", "sr_lapsrn_x4", "sr_drrn_x3"]  # fmt: skip
-
-
-def test_requeue_set_is_a_set_of_experiments():
-    assert set(REQUEUE) <= set(EXPERIMENTS)
+def test_representative_set_names_real_experiments_and_covers_the_stateful_parts():
+    assert set(REQUEUE) <= set(REPRESENTATIVE)
+    chosen = [dict(o.split("=", 1) for o in ov) for ov in REPRESENTATIVE.values()]
+    assert {c["experiment"] for c in chosen} <= set(EXPERIMENTS)
+    kinds = {c.get("curriculum") or c["experiment"].split("_")[0] for c in chosen}
+    assert {"ondemand", "staged", "cumulative_anti", "hard_mining", "fixated", "rigid"} <= kinds
+    assert any(c["experiment"].endswith("_pspl") for c in chosen)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("experiment", REQUEUE)
-def test_slurm_requeue_resumes_exactly(tmp_path, experiment, monkeypatch):
+@pytest.mark.parametrize("label", REQUEUE)
+def test_slurm_requeue_resumes_exactly(tmp_path, label, monkeypatch):
     """SLURM's requeue signal arrives in the middle of a step; Lightning's auto-requeue
     saves hpc_ckpt_N.ckpt (at the end of that step) and the requeued job, in the same run
     folder, continues exactly."""
     for k, v in SLURM_ENV.items():
         monkeypatch.setenv(k, v)
-    full = _state(run(compose_cfg(tmp_path / "full", f"experiment={experiment}", *COMMON)))
-    cut = compose_cfg(tmp_path / "job", f"experiment={experiment}", *COMMON,
+    full = _state(run(compose_cfg(tmp_path / "full", *REPRESENTATIVE[label], *COMMON)))
+    cut = compose_cfg(tmp_path / "job", *REPRESENTATIVE[label], *COMMON,
                       "+callbacks.signal._target_=helpers.SlurmSignalAt", "+callbacks.signal.step=3")  # fmt: skip
     with pytest.raises(SystemExit):
         run(cut)
     hpc = tmp_path / "job" / "run" / "hpc_ckpt_1.ckpt"
     assert hpc.is_file() and torch.load(hpc, weights_only=True)["global_step"] == 4
     requeued = _state(
-        run(compose_cfg(tmp_path / "job", f"experiment={experiment}", *COMMON))
+        run(compose_cfg(tmp_path / "job", *REPRESENTATIVE[label], *COMMON))
     )  # finds hpc_ckpt
     # the first job's metrics are kept (Lightning's CSV logger would delete them)
     first = (tmp_path / "job" / "run" / "csv_part1" / "metrics.csv").read_text().splitlines()
@@ -96,23 +95,3 @@ def test_slurm_requeue_resumes_exactly(tmp_path, experiment, monkeypatch):
     for k, v in full[3].items():
         assert _same(requeued[3][k], v), k
     assert requeued[0] == full[0]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("curriculum", ["staged", "cumulative_anti", "hard_mining"])
-def test_curricula_resume_exactly(tmp_path, curriculum):
-    """Curriculum schedules and the hard-mining pool continue where they stopped."""
-    exp = ["experiment=ondemand_interp", f"curriculum={curriculum}"]
-    full = _state(run(compose_cfg(tmp_path / "full", *exp, *COMMON)))
-    cut = compose_cfg(tmp_path / "cut", *exp, *COMMON,
-                      "+callbacks.interrupt._target_=helpers.InterruptAt", "+callbacks.interrupt.step=4")  # fmt: skip
-    with pytest.raises(SystemExit):
-        run(cut)
-    ckpt = tmp_path / "cut" / "run" / "checkpoints" / "last.ckpt"
-    resumed = _state(run(compose_cfg(tmp_path / "resumed", *exp, *COMMON, f"ckpt_path={ckpt}")))
-    assert resumed[1] == full[1] and torch.equal(resumed[2], full[2])
-    for k, v in full[3].items():
-        assert _same(resumed[3][k], v), k
-    assert resumed[0] == full[0]
-    if curriculum != "hard_mining":  # the schedule really moved: one level, then others
-        assert full[1][0]["weights"] != full[1][1]["weights"]

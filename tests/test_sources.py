@@ -1,4 +1,4 @@
-"""Image decoding (data/images.py) and image sources (data/sources.py)."""
+"""Image decoding (data/images.py) and image sources (data/sources/)."""
 
 from __future__ import annotations
 

@@ -44,12 +44,18 @@ class RunPlots(Callback):
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not trainer.is_global_zero or not getattr(pl_module, "test_results", None):
             return
-        curves = {"restored": {lv: r["psnr"] for lv, r in pl_module.test_results.items()}}
-        for name, v in getattr(pl_module, "test_variant_results", {}).items():
-            curves[f"restored ({name})"] = {lv: r["psnr"] for lv, r in v["levels"].items()}
-        inputs = getattr(pl_module, "test_input_results", None) or {}
-        if inputs:
-            curves["degraded input"] = {lv: r["psnr"] for lv, r in inputs.items()}
+        scores = getattr(pl_module, "test_scores_results", None) or {
+            "default": {"restored": pl_module.test_results}
+        }
+        curves = {}
+        for test_set, by_output in scores.items():  # every scored output: restored first
+            names = sorted(by_output, key=lambda o: (o != "restored", o == "input", o))
+            for output in names:
+                if output == "input" and test_set != "default":
+                    continue
+                label = "degraded input" if output == "input" else output
+                label += f" ({test_set})" if test_set != "default" else ""
+                curves[label] = {lv: r["psnr"] for lv, r in by_output[output].items()}
         ladder = trainer.datamodule.ladder
         plot_psnr_vs_level(curves, self.dir / "test_psnr.png", ladder.extra_level, self.title)
         self._to_wandb(trainer)

@@ -17,6 +17,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 
 from lightrestore.data.sampler import DifficultySampler, inverse_psnr_weights
 from lightrestore.errors import ConfigError
+from lightrestore.losses.hard_mining import HardMiningLoss, set_hard_mining
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,24 @@ def sampler_of(trainer: Trainer) -> DifficultySampler:
 
 
 class DifficultyPolicy(Callback):
-    """Base class: logs the allocation of each finished training epoch."""
+    """Base class: starts every fit from a clean sampler state and logs the allocation of
+    each finished training epoch.
+
+    ``setup("fit")`` resets what another policy may have left on the same DataModule and
+    method (equal weights, no fixed setting, corruption on the fly, hard mining off);
+    subclasses then set their own. A resumed run's sampler state is loaded after setup.
+    """
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        sampler = sampler_of(trainer)
+        sampler.set_weights([1.0] * sampler.n_levels)
+        sampler.fixed = None
+        use_on_the_fly = getattr(trainer.datamodule, "use_on_the_fly", None)
+        if callable(use_on_the_fly):
+            use_on_the_fly()
+        set_hard_mining(pl_module, None)
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         rows = sampler_of(trainer).allocation()
@@ -58,12 +76,9 @@ class FixedWeightsPolicy(DifficultyPolicy):
         self.weights = list(weights) if weights is not None else None
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if stage != "fit":
-            return
-        sampler = sampler_of(trainer)
-        n = sampler.n_levels
-        sampler.set_weights(self.weights if self.weights is not None else [1.0] * n)
-        sampler.fixed = None
+        super().setup(trainer, pl_module, stage)
+        if stage == "fit" and self.weights is not None:
+            sampler_of(trainer).set_weights(self.weights)
 
 
 class FixatedPolicy(DifficultyPolicy):
@@ -84,6 +99,7 @@ class FixatedPolicy(DifficultyPolicy):
         self.fixed = dict(fixed)
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
         if stage != "fit":
             return
         sampler = sampler_of(trainer)
@@ -113,12 +129,7 @@ class OnDemandPolicy(DifficultyPolicy):
         self.metric = metric
         self.floor = floor
 
-    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if stage == "fit":
-            sampler = sampler_of(trainer)
-            if sampler.steps == 0:
-                sampler.set_weights([1.0] * sampler.n_levels)
-            sampler.fixed = None
+    # setup: the base class's clean state (equal counts per level)
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.sanity_checking:
@@ -164,6 +175,7 @@ class _Curriculum(DifficultyPolicy):
         self._stage_epochs: int | None = None
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
         if stage != "fit":
             return
         n = sampler_of(trainer).n_levels
@@ -172,7 +184,6 @@ class _Curriculum(DifficultyPolicy):
         else:
             max_epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else n
             self._stage_epochs = max(1, max_epochs // n)
-        sampler_of(trainer).fixed = None
 
     def order(self, n: int) -> list[int]:
         """Levels in the order they are introduced (1-based)."""
@@ -270,18 +281,11 @@ class HardMiningPolicy(DifficultyPolicy):
         self.fraction = float(fraction)
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
         if stage != "fit":
             return
-        if not hasattr(pl_module, "hard_mining_fraction") or not hasattr(
-            getattr(pl_module, "loss", None), "per_sample"
-        ):
-            raise ConfigError(
-                "hard mining needs a method with `hard_mining_fraction` and a loss with "
-                "`per_sample` (loss=mse or loss=l1)"
-            )
-        sampler = sampler_of(trainer)
-        sampler.set_weights([1.0] * sampler.n_levels)
-        sampler.fixed = None
+        if not isinstance(pl_module.loss, HardMiningLoss):  # checks the loss has per_sample
+            pl_module.loss = HardMiningLoss(pl_module.loss)
         dm = trainer.datamodule
         if self._auto_pool:
             dm.setup("fit")
@@ -290,7 +294,7 @@ class HardMiningPolicy(DifficultyPolicy):
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         mining = trainer.current_epoch >= self.warmup_epochs
-        pl_module.hard_mining_fraction = self.fraction if mining else None
+        set_hard_mining(pl_module, self.fraction if mining else None)
 
     # a run resumed mid-epoch does not call on_train_epoch_start for that epoch
     on_train_start = on_train_epoch_start

@@ -106,7 +106,7 @@ class NonFiniteLossGuard(Callback):
         raise NonFiniteLossError(
             f"the training loss became {float(loss.detach())} at epoch {trainer.current_epoch}, "
             f"step {trainer.global_step}; training stopped before the update, and {where}. "
-            "Lower the learning rate (method.optimizer.lr), check the data, or resume from that "
+            "Lower the learning rate (optimizer.lr=...), check the data, or resume from that "
             "checkpoint with ckpt_path=<file>"
         )
 

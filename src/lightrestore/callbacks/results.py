@@ -64,6 +64,8 @@ class ResultsWriter(Callback):
             checksum=dm.test_set.checksum,
             per_level=dm.test_set.per_level,
             variants=variants,
+            outputs=getattr(pl_module, "test_scores_results", None),
+            checksums={name: ts.checksum for name, ts in dm.test_sets.items()},
             extra=extra,
             space=getattr(pl_module, "protocol", "PSNR/SSIM/L1/L2 on all channels"),
         )

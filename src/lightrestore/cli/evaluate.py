@@ -28,12 +28,12 @@ def run_evaluate(cfg: Any) -> dict[str, Any]:
     import lightning.pytorch as pl
     from omegaconf import OmegaConf, open_dict
 
+    from lightrestore.build import build_from_checkpoint, instantiate, trainer_options
     from lightrestore.callbacks.plots import RunPlots
     from lightrestore.callbacks.results import ResultsWriter
     from lightrestore.cli.app import check_fresh_run_folder
-    from lightrestore.cli.train import instantiate, metric_settings
     from lightrestore.cli.validation import validate
-    from lightrestore.storage.checkpoints import load_checkpoint, load_weights
+    from lightrestore.storage.checkpoints import load_checkpoint
 
     validate(cfg, "evaluate")
     check_fresh_run_folder(cfg.paths.output_dir)
@@ -53,19 +53,13 @@ def run_evaluate(cfg: Any) -> dict[str, Any]:
     datamodule = instantiate(
         cfg.data, degradation=degradation, test_variants=cfg.task.get("test_variants")
     )
-    model = instantiate(train_cfg.model)
-    channels = getattr(model, "channels", None)
+    method = build_from_checkpoint(ckpt, ckpt_path, task=cfg.task, degradation=degradation)
+    channels = method.inference_spec().get("channels")
     if channels is not None and channels != cfg.task.channels:
         raise ConfigError(
             f"the checkpoint's model takes {channels}-channel images but task '{cfg.task.name}' has "
             f"{cfg.task.channels} channels: evaluate it on a task with {channels} channel(s)"
         )
-    ladder = degradation.ladder
-    method = instantiate(train_cfg.method, model=model, loss=instantiate(train_cfg.loss),
-                         n_val_levels=ladder.n_levels, n_test_levels=len(ladder.test_levels),
-                         **metric_settings(cfg.task))  # fmt: skip
-    load_weights(method, ckpt, ckpt_path)
-    method.run_config = ckpt["lightrestore"]["config"]
     trained = (train_cfg.get("callbacks") or {}).get("results", {}).get("extra", {})
     extra = {
         "experiment": trained.get("experiment", train_cfg.get("task_name")),
@@ -81,7 +75,7 @@ def run_evaluate(cfg: Any) -> dict[str, Any]:
     callbacks = [ResultsWriter(out_dir, extra=extra),
                  RunPlots(out_dir, title=f"{extra['experiment']} on {cfg.task.name}")]  # fmt: skip
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=False, default_root_dir=out_dir,
-                          enable_checkpointing=False)  # fmt: skip
+                          enable_checkpointing=False, **trainer_options(cfg, method))  # fmt: skip
     datamodule.setup("test")
     trainer.test(method, datamodule=datamodule, verbose=False)
     return {

@@ -1,7 +1,8 @@
 """``python -m lightrestore.restore ckpt=<path> input=<image|folder> [output=<folder>]``.
 
-Restores real degraded images with a trained checkpoint and writes PNGs. The model is
-rebuilt from the config stored in the checkpoint.
+Restores real degraded images with a trained checkpoint and writes PNGs. The method is
+rebuilt from the config stored in the checkpoint (the one builder,
+:func:`lightrestore.build.build_from_checkpoint`) and restores through ``method.restore``.
 
 * Inputs are never overwritten: an output folder equal to (or inside) the input folder
   is refused, and no result is ever written over an input file.
@@ -148,28 +149,30 @@ def _settings(cfg: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- model
 
 
-def _load_model(cfg: Any, device: Any) -> tuple[Any, int]:
-    """The checkpoint's model (weights loaded, eval mode, on ``device``) and its channels."""
-    from omegaconf import OmegaConf
-
-    from lightrestore.cli.train import instantiate
-    from lightrestore.storage.checkpoints import check_method, load_checkpoint, load_weights
+def _load_method(cfg: Any, device: Any) -> tuple[Any, int]:
+    """The checkpoint's method (weights loaded, eval mode, on ``device``) and the number
+    of channels its network takes."""
+    from lightrestore.build import build_from_checkpoint
+    from lightrestore.storage.checkpoints import check_method, load_checkpoint
 
     ckpt_path = Path(str(cfg.ckpt)).expanduser()
     ckpt = load_checkpoint(ckpt_path)
     check_method(ckpt, cfg.get("expect_method"), ckpt_path)
-    train_cfg = OmegaConf.create(ckpt["lightrestore"]["config"])
-    model = instantiate(train_cfg.model)
-    # the checkpoint holds the method's state: take the model's part
-    prefix = "model."
-    weights = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
-    load_weights(model, {"state_dict": weights, "lightrestore": ckpt["lightrestore"]}, ckpt_path)
-    model.to(device).eval()
-    return model, int(getattr(model, "channels", train_cfg.task.channels))
+    method = build_from_checkpoint(ckpt, ckpt_path).to(device)
+    channels = method.inference_spec().get("channels")
+    return method, int(channels or ckpt["lightrestore"]["config"]["task"]["channels"])
 
 
-def _plan(cfg: Any, model: Any, channels: int, s: dict[str, Any]) -> Plan:
-    tile = getattr(model, "image_size", None)
+def _restorer(method: Any) -> Any:
+    """``x -> method.restore(batch of x)``: the whole method, e.g. DL-Net's inner loop."""
+    from lightrestore.data.batch import RestorationBatch
+
+    return lambda x: method.restore(RestorationBatch.of_degraded(x))
+
+
+def _plan(cfg: Any, method: Any, channels: int, s: dict[str, Any]) -> Plan:
+    spec = method.inference_spec()
+    tile = spec.get("image_size")
     tile = int(tile) if tile else None
     why = (
         f" (the step between this model's {tile}-pixel tiles; smaller is smoother and slower)"
@@ -178,7 +181,7 @@ def _plan(cfg: Any, model: Any, channels: int, s: dict[str, Any]) -> Plan:
     )
     stride = _int_setting(cfg, "tile_stride", 1, tile, why=why)
     return Plan(
-        tile, stride, s["batch_size"], int(getattr(model, "scale", 1) or 1),
+        tile, stride, s["batch_size"], int(spec.get("scale") or 1),
         channels, s["max_pixels"], s["tile_size"], s["overlap"],
     )  # fmt: skip
 
@@ -236,10 +239,12 @@ def _summary(count: int, out_dir: Path, skipped: list[str]) -> str:
 
 
 def _restore_all(
-    model: Any, device: Any, plan: Plan, jobs: list[tuple[Path, Path, str]], single: bool
+    method: Any, device: Any, plan: Plan, jobs: list[tuple[Path, Path, str]], single: bool
 ) -> tuple[list[Path], list[str]]:
     """Restore and write every ``(input, destination, display name)``; returns the
-    written files and the display names of the skipped (unreadable) inputs."""
+    written files and the display names of the skipped (unreadable) inputs. Runs in
+    inference mode, except for methods that need gradients at evaluation (no_grad: they
+    enable gradients where they need them)."""
     import torch
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
@@ -250,8 +255,10 @@ def _restore_all(
     written: list[Path] = []
     skipped: list[str] = []
     warned_grey = False
+    model = _restorer(method)
+    grad_free = torch.no_grad() if method.needs_grad_at_eval else torch.inference_mode()
     bar = tqdm(jobs, unit="image", file=sys.stderr, disable=True if single else None)
-    with bar, logging_redirect_tqdm() if not bar.disable else nullcontext(), torch.inference_mode():
+    with bar, logging_redirect_tqdm() if not bar.disable else nullcontext(), grad_free:
         for f, dst, name in bar:
             try:
                 source = read_source(f, plan.channels)
@@ -285,8 +292,8 @@ def run_restore(cfg: Any) -> list[Path]:
 
     validate(cfg, "restore")  # mandatory ckpt= and input=
     settings = _settings(cfg)
-    model, channels = _load_model(cfg, settings["device"])
-    plan = _plan(cfg, model, channels, settings)
+    method, channels = _load_method(cfg, settings["device"])
+    plan = _plan(cfg, method, channels, settings)
     src = Path(str(cfg.input)).expanduser()
     files = list_inputs(src)
     out_dir = _output_dir(cfg)
@@ -297,7 +304,7 @@ def run_restore(cfg: Any) -> list[Path]:
     check_destinations(files, dsts, out_dir, settings["overwrite"])
     names = [str(f.relative_to(src)) if root else f.name for f in files]
     jobs = list(zip(files, dsts, names))
-    written, skipped = _restore_all(model, settings["device"], plan, jobs, root is None)
+    written, skipped = _restore_all(method, settings["device"], plan, jobs, root is None)
     if not written:
         raise DataError(
             f"none of the {len(files)} image file(s) in '{src}' could be read "

@@ -1,7 +1,7 @@
 """``python -m lightrestore``: train, then test on every level, in a unique run folder.
 
     python -m lightrestore experiment=ondemand_inpaint
-    python -m lightrestore experiment=rigidjoint_deblur data=folder data.source.root=/data/celeba
+    python -m lightrestore experiment=rigid_joint_deblur data=folder data.source.root=/data/celeba
     python -m lightrestore -m experiment=ondemand_inpaint curriculum=ondemand,rigid_joint
     python -m lightrestore --help          # config groups and options
 
@@ -17,81 +17,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lightrestore.build import build, init_weights, instantiate, metric_settings
 from lightrestore.cli.app import check_fresh_run_folder, report_user_errors, run_app
 from lightrestore.config import register_resolvers
-from lightrestore.errors import UserError, find_user_error
+from lightrestore.errors import UserError
 
 log = logging.getLogger("lightrestore")
 
 register_resolvers()
-
-
-def instantiate(node: Any, **kwargs: Any) -> Any:
-    """``hydra.utils.instantiate`` that re-raises a user error hidden inside Hydra's
-    ``InstantiationException`` as itself, so its message reaches the user unchanged."""
-    import hydra
-
-    try:
-        return hydra.utils.instantiate(node, **kwargs)
-    except Exception as exc:
-        user = find_user_error(exc)
-        if user is None or user is exc:
-            raise
-        raise user from None
-
-
-def metric_settings(task: Any) -> dict[str, Any]:
-    """The task's measuring convention (``task.metrics``: ``space`` rgb|y, ``border``)."""
-    metrics = task.get("metrics") or {}
-    return {
-        "metric_space": metrics.get("space", "rgb"),
-        "metric_border": int(metrics.get("border", 0)),
-    }
-
-
-def build(cfg: Any) -> dict[str, Any]:
-    """Instantiate everything a run needs from a composed config (no training).
-
-    Returns a dict with ``degradation, datamodule, model, method, callbacks,
-    loggers, trainer``. Used by the CLI and by the config tests.
-    """
-    from omegaconf import OmegaConf
-
-    from lightrestore.methods.restoration import RestorationModule
-
-    degradation = instantiate(cfg.task.degradation)
-    datamodule = instantiate(
-        cfg.data, degradation=degradation, test_variants=cfg.task.get("test_variants")
-    )
-    ladder = degradation.ladder
-    model = instantiate(cfg.model)
-    loss = instantiate(cfg.loss)
-    method = instantiate(
-        cfg.method,
-        model=model,
-        loss=loss,
-        n_val_levels=ladder.n_levels,
-        n_test_levels=len(ladder.test_levels),
-        **metric_settings(cfg.task),
-    )
-    if not isinstance(method, RestorationModule):
-        raise UserError(f"method {type(method).__name__} is not a lightrestore method")
-    keys = [k for k in cfg if k != "hydra"]
-    method.run_config = OmegaConf.to_container(OmegaConf.masked_copy(cfg, keys), resolve=True)
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    if cfg.get("curriculum") is not None:
-        callbacks.append(instantiate(cfg.curriculum))
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    return {
-        "degradation": degradation,
-        "datamodule": datamodule,
-        "model": model,
-        "method": method,
-        "callbacks": callbacks,
-        "loggers": loggers,
-        "trainer": trainer,
-    }
 
 
 def run(cfg: Any) -> dict[str, Any]:
@@ -130,6 +63,13 @@ def run(cfg: Any) -> dict[str, Any]:
     ckpt_path = resolve_ckpt_path(cfg)
     if ckpt_path and trainer.is_global_zero:
         log.info("resuming from %s", ckpt_path)
+    if cfg.get("init_from"):
+        if ckpt_path:  # the resumed checkpoint holds every weight
+            log.info("resuming: init_from=%s is not applied", cfg.init_from)
+        else:
+            init_weights(method, Path(str(cfg.init_from)).expanduser(),
+                         _init_networks(cfg.get("init_from_networks")),
+                         strict=bool(cfg.get("init_from_strict", True)))  # fmt: skip
     if cfg.get("train", True):
         # weights_only: checkpoints hold only tensors and plain containers
         trainer.fit(method, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
@@ -137,6 +77,13 @@ def run(cfg: Any) -> dict[str, Any]:
     if cfg.get("test", True):
         trainer.test(method, datamodule=datamodule, verbose=False)
     return {**objs, "results": method.test_results}
+
+
+def _init_networks(value: Any) -> Any:
+    """``init_from_networks``: null (every network), a list, or a mapping (plain values)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
 
 
 def _drop_requeue_checkpoints(trainer: Any) -> None:
@@ -231,4 +178,4 @@ def main() -> None:
     run_app("train", _main)
 
 
-__all__ = ["build", "run", "main", "UserError"]
+__all__ = ["build", "instantiate", "metric_settings", "run", "main", "UserError"]

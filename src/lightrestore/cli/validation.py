@@ -212,7 +212,28 @@ def _not_writable(folder: Path) -> str | None:
 
 
 # ----------------------------------------------------------------------------- entry points
-TRAIN_CHECKS: tuple[Check, ...] = (missing_values, seed, epochs, data, accelerator)
+def curriculum(cfg: Any) -> list[str]:
+    """The curriculum's settings resolve against the task (the fixated baselines need the
+    task's ``fixated.easy`` / ``fixated.hard``, which single-level tasks do not define)."""
+    from omegaconf.errors import InterpolationResolutionError
+
+    node = OmegaConf.select(cfg, "curriculum", default=None)
+    if node is None:
+        return []
+    try:
+        OmegaConf.to_container(node, resolve=True)
+    except InterpolationResolutionError as e:
+        key = str(e).split("'")[1] if "'" in str(e) else str(e)
+        task = _get(cfg, "task.name", "this task")
+        return [
+            f"the curriculum needs {key}, which task '{task}' does not define (the fixated "
+            f"baselines need a ladder with easy and hard settings): use another curriculum, "
+            f"e.g. curriculum=rigid_joint"
+        ]
+    return []
+
+
+TRAIN_CHECKS: tuple[Check, ...] = (missing_values, seed, epochs, data, curriculum, accelerator)
 EVALUATE_CHECKS: tuple[Check, ...] = (missing_values, seed, data, accelerator)
 RESTORE_CHECKS: tuple[Check, ...] = (missing_values,)
 CHECKS = {"train": TRAIN_CHECKS, "evaluate": EVALUATE_CHECKS, "restore": RESTORE_CHECKS}

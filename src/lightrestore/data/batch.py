@@ -13,26 +13,33 @@ class RestorationBatch:
     """A batch of clean/degraded pairs.
 
     Attributes:
-        clean: ``(B, C, H, W)`` float in [0, 1], the ground truth.
+        clean: ``(B, C, H, W)`` float in [0, 1], the ground truth (``None`` for real
+            degraded images, :meth:`of_degraded`).
         degraded: ``(B, C, H, W)`` float in [0, 1], the network input.
-        level: ``(B,)`` int64 difficulty level of each sample (1-based).
+        level: ``(B,)`` int64 difficulty level of each sample (1-based), or ``None``.
         params: the degradation's per-sample parameters (``Degradation.sample``),
             e.g. hole positions or masks, so methods that need the forward model
             (DL-Net) can call ``degradation.operator(x, params)``.
     """
 
-    clean: Tensor
+    clean: Tensor | None
     degraded: Tensor
-    level: Tensor
+    level: Tensor | None
     params: dict[str, Tensor] = field(default_factory=dict)
 
+    @classmethod
+    def of_degraded(cls, degraded: Tensor, params: dict[str, Tensor] | None = None) -> RestorationBatch:
+        """Real degraded images (``restore``): no ground truth (``clean`` and ``level`` are
+        ``None``); ``params`` only where the degradation is known."""
+        return cls(clean=None, degraded=degraded, level=None, params=dict(params or {}))
+
     def __len__(self) -> int:
-        return self.clean.shape[0]
+        return self.degraded.shape[0]
 
     def to(self, device: torch.device | str) -> RestorationBatch:
         return RestorationBatch(
-            clean=self.clean.to(device),
+            clean=None if self.clean is None else self.clean.to(device),
             degraded=self.degraded.to(device),
-            level=self.level.to(device),
+            level=None if self.level is None else self.level.to(device),
             params={k: v.to(device) for k, v in self.params.items()},
         )

@@ -234,6 +234,13 @@ class RestorationDataModule(LightningDataModule):
         self.train_set = PoolDataset(self.pool, len(self.train_set), self.seed)
         return self.pool
 
+    def use_on_the_fly(self) -> None:
+        """Corrupt the training images on the fly again (undoes :meth:`use_static_pool`;
+        every difficulty policy starts from this state)."""
+        if isinstance(self.train_set, PoolDataset):
+            self.train_set = None
+            self.setup("fit")
+
     # ------------------------------------------------------------------ loaders
     def _pin(self) -> bool:
         if self.pin_memory is not None:

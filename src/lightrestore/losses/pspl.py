@@ -8,14 +8,18 @@ Each training step:
 2. ``m_a = γ · exp(−((m_s − μ) / δ)²)``, the attention, in ``[0, γ]``; ``μ = −1`` puts
    the weight ``γ`` on the worst pixels (SSIM −1) and, while ``δ`` is small, almost none
    on the others;
-3. ``δ = α·t + β`` with ``t`` the fractional epoch, advanced by ``1/batches_per_epoch``
-   before each training batch (the authors' code: an "epoch" is 1000 batches, so ``t``
-   starts at 0.001); as ``δ`` grows the attention spreads to every pixel;
+3. ``δ = α·t + β`` with ``t = (s + 1) / batches_per_epoch`` the fractional epoch of the
+   batch, ``s`` the number of optimisation steps before it (the authors' code: an "epoch"
+   is 1000 batches, so ``t`` starts at 0.001); as ``δ`` grows the attention spreads to
+   every pixel. The method sets ``s`` before every training batch
+   (:meth:`PSPLoss.set_optimizer_step`), so a method that calls the loss several times per
+   batch (Golf's T steps) does not advance the schedule several times;
 4. loss = ``L(m_a ⊙ I_sr, m_a ⊙ I_hr)`` with ``L`` = L1 or L2.
 
 It only changes the loss: the network and the test-time behaviour are untouched. ``t``
-is kept on the host (no device sync per step) and saved in checkpoints as the loss's
-extra state, so a resumed run continues the schedule (the authors' code restarts it at 0).
+is kept on the host (no device sync per step); it follows the optimisation step count,
+which a resumed run restores, so the schedule continues (the authors' code restarts it
+at 0). ``t`` is also saved as the loss's extra state.
 """
 
 from __future__ import annotations
@@ -56,8 +60,9 @@ class PSPLoss(nn.Module):
         min_delta: ``δ`` is clamped to at least this (``β = 0`` gives ``δ = 0`` at
             ``t = 0``, a division by zero).
 
-    ``per_sample(pred, target)`` returns ``(B,)`` weighted losses and, in training mode,
-    first advances ``t``; ``forward`` is their mean. ``log_values()`` gives the current
+    ``set_optimizer_step(s)`` sets ``t = (s + 1) / batches_per_epoch`` (the method calls it
+    before each training batch); ``per_sample(pred, target)`` returns ``(B,)`` weighted
+    losses at the current ``t``; ``forward`` is their mean. ``log_values()`` gives the current
     ``δ``, ``t`` and the last attention map's min / mean / max for logging.
     """
 
@@ -97,9 +102,11 @@ class PSPLoss(nn.Module):
         """The current ``δ = max(α·t + β, min_delta)``."""
         return max(self.alpha * self.t + self.beta, self.min_delta)
 
+    def set_optimizer_step(self, step: int) -> None:
+        """The schedule at the batch after ``step`` optimisation steps."""
+        self.t = (int(step) + 1) / self.batches_per_epoch
+
     def per_sample(self, pred: Tensor, target: Tensor) -> Tensor:
-        if self.training:
-            self.t += 1.0 / self.batches_per_epoch
         delta = self.delta
         with torch.no_grad():
             weights = attention(ssim_map(pred.detach(), target), delta, self.gamma, self.mu)

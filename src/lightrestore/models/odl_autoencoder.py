@@ -77,10 +77,12 @@ class ODLAutoencoder(nn.Module):
     Shapes: ``forward(x)`` takes ``(B, channels, image_size, image_size)`` in
     ``[0, 1]`` and returns the same shape in ``[0, 1]``.
 
-    DL-Net split: ``features(x)`` is ``g`` — the pre-activation output of the last
-    hidden decoder layer (BatchNorm output, ``(B, width, S/2, S/2)``) — and
-    ``head(z)`` is ``h`` — ReLU + the last transposed conv + tanh, mapped to [0, 1].
-    ``forward(x) == head(features(x))``.
+    DL-Net split (:class:`lightrestore.models.split.SplitModel`): ``features(x)`` is
+    ``g`` — the pre-activation output of the last hidden decoder layer (BatchNorm
+    output, ``(B, width, S/2, S/2)``, unbounded) — and ``head(z, x)`` is ``h`` — ReLU +
+    the last transposed conv (``head_conv``, the only parameters of ``h``) + tanh,
+    mapped to [0, 1]. ``x`` is unused by ``head`` (the model has no input-dependent
+    output mapping) but is part of the contract. ``forward(x) == head(features(x), x)``.
     """
 
     #: ``image_size`` must be a multiple of this (four stride-2 convolutions); the config
@@ -123,10 +125,13 @@ class ODLAutoencoder(nn.Module):
         h = self.decoder(h)
         return self.last_hidden(h)
 
-    def head(self, z: Tensor) -> Tensor:
-        """``h``: pre-activation features -> image ``(B, C, S, S)`` in [0, 1]."""
+    def head(self, z: Tensor, x: Tensor) -> Tensor:
+        """``h``: pre-activation features ``(B, width, S/2, S/2)`` -> image ``(B, C, S, S)``
+        in [0, 1]: ReLU + ``head_conv`` + tanh mapped to [0, 1]. ``x`` (the input image)
+        is unused: the autoencoder has no input-dependent output mapping."""
+        del x  # part of the SplitModel contract only
         y = torch.tanh(self.head_conv(torch.relu(z)))
         return (y + 1.0) * 0.5
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x))
+        return self.head(self.features(x), x)

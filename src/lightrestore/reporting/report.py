@@ -128,9 +128,19 @@ def _num(value: Any) -> float:
     return float("nan") if value is None else float(value)
 
 
-def _levels(doc: dict[str, Any], variant: str | None = None) -> dict[str, Any]:
-    table = doc if variant is None else doc.get("variants", {}).get(variant, {})
+def _levels(doc: dict[str, Any], variant: str | None = None, output: str = "restored") -> dict[str, Any]:
+    """The per-level rows of ``output`` on the test set ``variant`` (None: the default)."""
+    if output != "restored":
+        table = (doc.get("outputs") or {}).get(output, {}).get(variant or "default", {})
+    else:
+        table = doc if variant is None else doc.get("variants", {}).get(variant, {})
     return table.get("levels", {})
+
+
+def _extra_outputs(runs: Sequence[Run]) -> list[str]:
+    """The scored outputs besides ``restored`` and ``input`` (e.g. ``after_F``, ``G_1``)."""
+    names = {o for r in runs for o in (r.doc.get("outputs") or {}) if o != "input"}
+    return sorted(names)
 
 
 def summary_markdown(runs: Sequence[Run], title: str = "") -> str:
@@ -142,8 +152,12 @@ def summary_markdown(runs: Sequence[Run], title: str = "") -> str:
         if len(groups) > 1:  # never one table across tasks or metric spaces
             lines += [f"## task: {task or 'unknown'}", "", f"Protocol: {protocol}", ""]
         variants = [None] + sorted({v for r in members for v in (r.doc.get("variants") or {})})
+        heading = "###" if len(groups) > 1 else "##"
         for variant in variants:
-            lines += _psnr_block(members, variant, "###" if len(groups) > 1 else "##")
+            lines += _psnr_block(members, variant, heading)
+        for output in _extra_outputs(members):  # whatever else the methods scored
+            for variant in variants:
+                lines += _psnr_block(members, variant, heading, output)
     missing = [r for r in runs if not r.complete]
     if missing:
         lines += ["Incomplete runs (no results.json):", ""]
@@ -159,17 +173,23 @@ def groups_of(runs: Sequence[Run]) -> dict[tuple[str, str], list[Run]]:
     return groups
 
 
-def _psnr_block(runs: Sequence[Run], variant: str | None, heading: str = "##") -> list[str]:
-    levels = sorted({int(lv) for r in runs for lv in _levels(r.doc, variant)})
+def _psnr_block(
+    runs: Sequence[Run], variant: str | None, heading: str = "##", output: str = "restored"
+) -> list[str]:
+    levels = sorted({int(lv) for r in runs for lv in _levels(r.doc, variant, output)})
+    if not levels:
+        return []
     extra = runs[0].doc.get("extra_level")
     train = [lv for lv in levels if lv != extra]
     name = "test set" if variant is None else f"test variant: {variant}"
+    if output != "restored":
+        name = f"output {output}, {name}"
     head = ["run"] + [f"L{lv}" + (" (extra)" if lv == extra else "") for lv in levels]
     head += ["mean 1-N", "spread 1-N", "SSIM mean", "SSIM extra", "images"]
     out = [f"{heading} PSNR (dB) per level, {name}", "", "| " + " | ".join(head) + " |"]
     out.append("|" + "---|" * len(head))
     for r in runs:
-        rows = _levels(r.doc, variant)
+        rows = _levels(r.doc, variant, output)
         if not rows:
             continue
         psnr = {int(lv): _num(row["psnr"]) for lv, row in rows.items()}
@@ -202,20 +222,24 @@ def _images(run: Run) -> int | str:
 
 
 def summary_csv(runs: Sequence[Run]) -> str:
-    """Long format: run, task, variant, level, extra, psnr, ssim, l1, l2, count, path."""
+    """Long format: run, task, variant, output, level, extra, psnr, ssim, l1, l2, count,
+    path; ``restored`` rows first, then every other scored output."""
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["run", "task", "variant", "level", "extra", *METRICS, "count", "path"])
+    w.writerow(["run", "task", "variant", "output", "level", "extra", *METRICS, "count", "path"])
     for r in runs:
         if not r.complete:
-            w.writerow([r.label, "", "", "", "", "", "", "", "", "", str(r.path)])
+            w.writerow([r.label, "", "", "", "", "", "", "", "", "", "", str(r.path)])
             continue
-        for variant in [None, *sorted(r.doc.get("variants") or {})]:
-            for lv, row in _levels(r.doc, variant).items():
-                values = [row[m] for m in METRICS]
-                extra = int(bool(row.get("extra")))
-                w.writerow([r.label, r.task, variant or "default", lv, extra, *values,
-                            row["count"], str(r.path)])  # fmt: skip
+        variants = [None, *sorted(r.doc.get("variants") or {})]
+        outputs = ["restored", *sorted(r.doc.get("outputs") or {})]
+        for output in outputs:
+            for variant in variants:
+                for lv, row in _levels(r.doc, variant, output).items():
+                    values = [row[m] for m in METRICS]
+                    extra = int(bool(row.get("extra")))
+                    w.writerow([r.label, r.task, variant or "default", output, lv, extra,
+                                *values, row["count"], str(r.path)])  # fmt: skip
     return buf.getvalue()
 
 

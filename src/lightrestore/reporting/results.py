@@ -57,6 +57,8 @@ def build_results(
     checksum: str | None = None,
     per_level: int | None = None,
     variants: Mapping[str, Mapping[str, Any]] | None = None,
+    outputs: Mapping[str, Mapping[str, Mapping[int, Mapping[str, float]]]] | None = None,
+    checksums: Mapping[str, str | None] | None = None,
     extra: Mapping[str, Any] | None = None,
     space: str = "PSNR/SSIM/L1/L2 on all channels",
 ) -> dict[str, Any]:
@@ -70,6 +72,10 @@ def build_results(
         per_level: pairs per level.
         variants: extra test sets, ``{name: {"levels": metrics, "input": metrics,
             "checksum": str}}`` (e.g. centred holes).
+        outputs: every scored output of the method, ``{test set: {output: metrics}}``;
+            all but ``restored`` (the headline above) are written under
+            ``doc["outputs"][output][test set]`` (e.g. ``input``, ``after_F``, ``G_1``).
+        checksums: ``{test set: checksum}`` for the tables of ``outputs``.
         extra: anything else to record (experiment, method, data description...).
         space: how the metrics were measured (channels, border), for the protocol.
     """
@@ -85,6 +91,17 @@ def build_results(
             }
             for name, v in variants.items()
         }
+    named: dict[str, dict[str, Any]] = {}
+    for test_set, by_output in (outputs or {}).items():
+        for name, levels in by_output.items():
+            if name == "restored" or not levels:
+                continue
+            named.setdefault(name, {})[test_set] = {
+                **level_table(levels, ladder),
+                "test_set": {"checksum": (checksums or {}).get(test_set), "per_level": per_level},
+            }
+    if named:
+        doc["outputs"] = named
     doc["protocol"] = PROTOCOL.format(space=space)
     return doc
 
@@ -121,21 +138,28 @@ def results_markdown(doc: Mapping[str, Any], title: str | None = None) -> str:
     lines += _table(doc)
     for name, variant in (doc.get("variants") or {}).items():
         lines += ["", f"#### test variant: {name}", ""] + _table(variant)
+    for output, by_set in (doc.get("outputs") or {}).items():
+        if output == "input":  # already the table's input PSNR column
+            continue
+        for test_set, table in by_set.items():
+            lines += ["", f"#### output: {output} (test set: {test_set})", ""] + _table(table)
     return "\n".join(lines) + "\n"
 
 
 def results_csv(doc: Mapping[str, Any]) -> str:
-    """One row per (test set, level)."""
+    """One row per (test set, output, level): ``restored`` first, then the other outputs."""
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["variant", "level", "range", "extra", *METRICS, "count", "input_psnr"])
-    tables = {"default": doc, **(doc.get("variants") or {})}
-    for variant, table in tables.items():
+    w.writerow(["variant", "output", "level", "range", "extra", *METRICS, "count", "input_psnr"])
+    tables = [(v, "restored", t) for v, t in {"default": doc, **(doc.get("variants") or {})}.items()]
+    for output, by_set in (doc.get("outputs") or {}).items():
+        tables += [(v, output, t) for v, t in by_set.items()]
+    for variant, output, table in tables:
         for lv, r in table["levels"].items():
             extra = int(bool(r.get("extra")))
             values = [r[m] for m in METRICS]
             inp = r.get("input_psnr", "")
-            w.writerow([variant, lv, r["range"], extra, *values, r["count"], inp])
+            w.writerow([variant, output, lv, r["range"], extra, *values, r["count"], inp])
     return buf.getvalue()
 
 

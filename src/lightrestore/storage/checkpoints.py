@@ -111,8 +111,11 @@ def verify_checkpoint(ckpt: Mapping[str, Any], path: str | os.PathLike) -> None:
 
 def check_method(ckpt: dict[str, Any], expected: str | None, path: str | Path = "") -> None:
     """Raise :class:`CheckpointError` unless the checkpoint's method is ``expected``."""
+    from lightrestore.build import LEGACY_METHOD_NAMES
+
     info = ckpt["lightrestore"]
-    if expected is not None and info.get("method") != expected:
+    method = LEGACY_METHOD_NAMES.get(info.get("method"), info.get("method"))
+    if expected is not None and method != expected and info.get("method") != expected:
         raise CheckpointError(
             f"checkpoint {path} comes from method '{info.get('method')}' "
             f"(model {info.get('model')}), not '{expected}': pass a checkpoint of a "
@@ -178,16 +181,36 @@ def _show(value: Any) -> str:
         return str(value)
 
 
+def _network_keys(saved_cfg: Any, cfg: Any) -> list[str]:
+    """``method.<name>`` for every sub-network a method's config names besides ``model``
+    (already in :data:`RESUME_KEYS`): ``method.f_net``, ``method.generator``, ..."""
+    keys: dict[str, None] = {}
+    for c in (saved_cfg, cfg):
+        method = _select(c, "method")
+        if not isinstance(method, Mapping):
+            continue
+        for name, value in method.items():
+            is_net = isinstance(value, Mapping) and "_target_" in value and not value.get("_partial_")
+            if is_net and name not in ("model", "loss"):
+                keys[f"method.{name}"] = None
+    return list(keys)
+
+
 def config_differences(saved_cfg: Any, cfg: Any) -> list[str]:
     """How the config a checkpoint was trained with (``saved_cfg``) differs from this
-    run's (``cfg``) in what resuming needs to share (:data:`RESUME_KEYS`): one entry per
+    run's (``cfg``) in what resuming needs to share (:data:`RESUME_KEYS` and the method's
+    other sub-networks): one entry per
     differing key, ``"model.width=8 but this run has model.width=16"``. A checkpoint that
     records no ``method.name`` (saved before methods had names) is not checked on it."""
     out = []
-    for key in RESUME_KEYS:
+    for key in (*RESUME_KEYS, *_network_keys(saved_cfg, cfg)):
         old, new = _select(saved_cfg, key), _select(cfg, key)
         if key == "method.name" and old is _ABSENT:
             continue
+        if key == "method.name":  # renamed methods (SR runs were method 'sr')
+            from lightrestore.build import LEGACY_METHOD_NAMES
+
+            old = LEGACY_METHOD_NAMES.get(old, old)
         old_flat, new_flat = _flatten(key, old), _flatten(key, new)
         for k in dict.fromkeys([*old_flat, *new_flat]):
             a, b = old_flat.get(k, _ABSENT), new_flat.get(k, _ABSENT)

@@ -8,16 +8,21 @@ Every model in :mod:`lightrestore.models.sr` is an :class:`SRNet`:
   ``(B, C, h·scale, w·scale)``, *roughly* in ``[0, 1]``. Nothing is clamped inside
   (residual/skip outputs can overshoot slightly); clamp where images are saved or
   scored.
-* The DL-Net split ``f = h ∘ g``, one convention for all models:
+* The DL-Net split ``f = h ∘ g``, one convention for all models (the
+  :class:`lightrestore.models.split.SplitModel` contract; check a model with
+  :func:`lightrestore.models.split.check_split`):
 
   - ``features(x) -> z`` is ``g``: the last hidden representation **before** its
     activation (for pre-activation / BatchNorm models, the normalised tensor that
     the activation would take);
-  - ``head(z, x) -> y`` is ``h``: that activation, the last layer, and the global
-    skip where the model has one. ``x`` is the same LR input that ``features`` saw;
-    ``h`` reads the skip from it (the bicubic upscaling of ``x`` for VDSR, DRRN, IDN;
-    the coarser pyramid levels for LapSRN). Models without a skip (SRCNN, EDSR)
-    ignore it, but it is always passed, so callers need not know the model.
+  - ``head(z, x) -> y`` is ``h``: that activation, the last layer (one conv or
+    transposed conv), and the global skip where the model has one. ``x`` is the same
+    LR input that ``features`` saw; ``h`` reads the skip from it (the bicubic
+    upscaling of ``x`` for VDSR, DRRN, IDN; the coarser pyramid levels for LapSRN,
+    whose learned image-reconstruction branch makes it the one model whose ``h`` has
+    parameters besides its last conv — see :class:`~lightrestore.models.sr.lapsrn.LapSRN`).
+    Models without a skip (SRCNN, EDSR) ignore it, but it is always passed, so
+    callers need not know the model.
   - ``forward(x) == head(features(x), x)`` exactly (same operations, same order).
 
   Nothing is stashed on the module between the two calls, so ``head`` may be called

@@ -70,9 +70,15 @@ class EDSR(SRNet):
     Shapes: ``forward(x)``: ``(B, C, h, w)`` in [0, 1] -> ``(B, C, h·s, w·s)``, roughly
     in [0, 1], unclamped.
 
-    DL-Net split: EDSR has no activation after its upsampler, so ``features(x)`` is
-    the upsampler's output ``(B, width, h·s, w·s)`` and ``head(z, x)`` is the last conv
-    + the mean (``x`` unused: EDSR's skips are inside ``g``).
+    DL-Net split (:class:`lightrestore.models.split.SplitModel`): ``features(x)`` is
+    the upsampler's output ``(B, width, h·s, w·s)``, unbounded, and ``head(z, x)`` is
+    the last conv (``conv_out``, the only parameters of ``h``) + the mean (``x`` unused:
+    EDSR's skips are inside ``g``). EDSR's last stage is upsampler (conv +
+    PixelShuffle, per ×2 or ×3 step) + ``conv_out`` with no activation anywhere after
+    the body, so "before its activation" holds trivially (the activation of ``h`` is
+    the identity) and the upsampler is kept in ``g``: ``h`` is then the single conv
+    DL-Net asks for. Splitting before the upsampler would put one to three more convs
+    in ``h``.
     """
 
     def __init__(

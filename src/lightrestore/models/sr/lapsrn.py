@@ -97,12 +97,22 @@ class LapSRN(SRNet):
     Shapes: ``forward(x)``: ``(B, C, h, w)`` in [0, 1] -> ``(B, C, h·s, w·s)``, roughly
     in [0, 1], unclamped.
 
-    DL-Net split: ``features(x)`` is the last level's upsampled features before their
-    leaky ReLU, ``(B, width, h·s, w·s)``; ``head(z, x)`` is the leaky ReLU + the last
-    residual conv + the last level's upsampled image. That image depends on ``x``
-    through the coarser levels, which ``head`` recomputes from ``x`` (cheap for ×2:
-    one transposed conv; for ×4 the first level runs again); ``forward`` runs the
-    pyramid once.
+    DL-Net split (:class:`lightrestore.models.split.SplitModel`): ``features(x)`` is the
+    last level's upsampled features before their leaky ReLU, ``(B, width, h·s, w·s)``;
+    ``head(z, x)`` is the leaky ReLU + the last level's residual conv
+    (``levels[-1].residual``, the one conv acting on ``z``) + the last level's upsampled
+    image, LapSRN's input-dependent output mapping (its form of the global skip).
+
+    Exception to "``h`` = one conv": that upsampled image is *learned*, so ``head`` has
+    more parameters than the residual conv, all of them on the ``x`` path (none acts
+    on ``z``): ``levels[-1].image_up`` (the transposed conv upsampling the previous
+    level's image: ``x`` itself for ×2 and ×3), and for ×4 and above also
+    ``input_conv`` and every coarser level's parameters, because the previous level's
+    image is that level's full output. ``head`` recomputes this path from ``x`` on
+    each call (cheap for ×2/×3: one transposed conv; for ×4 the first level runs
+    again); ``forward`` runs the pyramid once. Splitting before the last level instead
+    would make ``h`` a whole feature branch (``depth`` convs), far from DL-Net's light
+    ``h``.
     """
 
     def __init__(
@@ -142,13 +152,15 @@ class LapSRN(SRNet):
         levels)``; ``z`` is ``None`` when ``last_features`` is false (the last level's
         feature branch, the expensive part, is then skipped).
         """
-        f = self._act(self.input_conv(x))
+        f: Tensor | None = None  # computed only when a feature branch runs
         img, outputs = x, []
         last = len(self.levels) - 1
         for i, level in enumerate(self.levels):
             img_up = level.image_up(img)
             if i == last and not last_features:
                 return None, img_up, outputs
+            if f is None:
+                f = self._act(self.input_conv(x))
             z = level.embed_and_upsample(f)
             if i == last:
                 return z, img_up, outputs
