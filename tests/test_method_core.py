@@ -296,3 +296,30 @@ def test_resume_refuses_a_checkpoint_whose_sub_network_differs(toy_run, tmp_path
     with pytest.raises(CheckpointError, match=r"method.g_net.width=<absent> but this run has method.g_net.width=4"):
         resolve_ckpt_path(cfg)
     assert resolve_ckpt_path(toy_cfg(tmp_path / "same", f"ckpt_path={ckpt}")) == str(ckpt)
+
+
+@pytest.mark.slow
+def test_toy_method_under_ddp_from_the_command_line(tmp_path):
+    """2 CPU processes (gloo): the method's own config file, found through Hydra's search
+    path; one optimiser per network needs DDP's unused-parameter detection (the builder
+    turns it on), and every output is scored on the gathered pairs."""
+    from helpers import REPO, run_cli
+
+    out = run_cli("experiment=ondemand_inpaint", "debug=smoke", "trainer=ddp", "trainer.accelerator=cpu",
+                  "trainer.devices=2", f"hydra.searchpath=[file://{REPO / 'tests' / 'conf'}]",
+                  "method=toy_two_net", f"paths.log_dir={tmp_path}", cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    (res,) = tmp_path.glob("ondemand_inpaint/runs/*/results.json")
+    doc = json.loads(res.read_text())
+    assert doc["method"] == "toy_two_net" and set(doc["outputs"]) == set(EXTRA_OUTPUTS)
+    assert [r["count"] for r in doc["outputs"]["after_F"]["default"]["levels"].values()] == [4] * 6
+
+
+def test_the_nan_guard_stops_a_manually_optimised_method_before_its_update(tmp_path):
+    from lightrestore.callbacks.reliability import NonFiniteLossError
+
+    nan_g = toy_method_config(g_net={"_target_": "helpers.NaNAfter", "after": 3})  # 4th batch
+    with pytest.raises(NonFiniteLossError, match=r"became nan at epoch 1, step 6.*last good checkpoint"):
+        run(toy_cfg(tmp_path, "trainer.max_epochs=3", method=nan_g))
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())

@@ -70,13 +70,8 @@ HEAD_CONV = {
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors: intra-op threading only adds overhead on a busy 2-core box
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# tiny tensors: intra-op threading only adds overhead (10-50x on a busy 2-core box)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def build_from_config(path: Path, scale: int, channels: int, size: int) -> nn.Module:

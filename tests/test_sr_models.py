@@ -25,14 +25,8 @@ from lightrestore.models.sr import (
     vdsr_dlnet,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors: intra-op threading only adds overhead (10-50x on a busy 2-core box)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# tiny tensors: intra-op threading only adds overhead (10-50x on a busy 2-core box)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # tiny configurations: every architectural path, few layers and channels

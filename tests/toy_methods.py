@@ -9,6 +9,7 @@ batch, and scores ``after_F`` and ``G_1`` besides ``restored`` and ``input``.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -103,20 +104,12 @@ class Watch(Callback):
 
 
 def toy_method_config(**overrides: Any) -> dict[str, Any]:
-    """The method node of a run config: ``cfg.method = OmegaConf.create(toy_method_config())``."""
-    adam = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3}
-    cfg = {
-        "_target_": "toy_methods.TwoNetMethod",
-        "name": "toy_two_net",
-        "f_net": {"_target_": "toy_methods.SmallNet", "channels": "${task.channels}"},
-        "g_net": {"_target_": "toy_methods.SmallNet", "channels": "${task.channels}"},
-        "d_net": {"_target_": "toy_methods.Critic", "channels": "${task.channels}"},
-        "loss": "${loss}",
-        "optimizer": {"g_net": adam, "d_net": {**adam, "lr": 5e-4}},
-        "scheduler": {"g_net": {"_target_": "torch.optim.lr_scheduler.StepLR", "_partial_": True,
-                                "step_size": 1, "gamma": 0.5}},  # fmt: skip
-        "param_groups": {"g_net.tail": {"lr": 1e-4}},
-        "frozen": ["f_net"],
-    }
+    """The method node of a run config (``tests/conf/method/toy_two_net.yaml``, the file the
+    CLI tests select with ``method=toy_two_net``), with ``overrides`` replacing top-level
+    entries: ``cfg.method = OmegaConf.create(toy_method_config(frozen=[]))``."""
+    from omegaconf import OmegaConf
+
+    path = Path(__file__).parent / "conf" / "method" / "toy_two_net.yaml"
+    cfg = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
     cfg.update(overrides)
     return cfg

@@ -103,11 +103,21 @@ def build_method(cfg: Any, degradation: Any = None) -> Any:
 
 
 def trainer_options(cfg: Any, method: Any) -> dict[str, Any]:
-    """Trainer arguments the method decides: methods that need gradients at evaluation
-    (DL-Net's inner loop) run validation and test without Lightning's inference mode."""
+    """Trainer arguments the method decides.
+
+    * Methods that need gradients at evaluation (DL-Net's inner loop) run validation and
+      test without Lightning's inference mode.
+    * Methods with one optimiser per network (manual optimisation, e.g. GAN replay) leave
+      some networks out of each backward pass: under DDP they need the detection of unused
+      parameters (``ddp_find_unused_parameters_true``).
+    """
+    out: dict[str, Any] = {}
     if getattr(method, "needs_grad_at_eval", False) and cfg.trainer.get("inference_mode", True):
-        return {"inference_mode": False}
-    return {}
+        out["inference_mode"] = False
+    several = isinstance(getattr(method, "optimizer_factory", None), Mapping)
+    if several and str(cfg.trainer.get("strategy", "")) == "ddp":
+        out["strategy"] = "ddp_find_unused_parameters_true"
+    return out
 
 
 def build(cfg: Any) -> dict[str, Any]:
@@ -192,7 +202,7 @@ def init_weights(
     :class:`~lightrestore.storage.checkpoints.CheckpointError` naming the network and the
     mismatching keys.
     """
-    from lightrestore.storage.checkpoints import CheckpointError, load_checkpoint
+    from lightrestore.storage.checkpoints import CheckpointError, load_checkpoint, load_into
 
     ckpt = load_checkpoint(path)
     state = ckpt["state_dict"]
@@ -217,20 +227,12 @@ def init_weights(
                 f"checkpoint {path} has no network '{source}' (it has {theirs}): name the "
                 f"checkpoint's network with init_from_networks={{{target}: <name>}}"
             )
-        try:
-            result = mine[target].load_state_dict(weights, strict=False)
-        except RuntimeError as e:  # shape mismatches
+        problem = load_into(mine[target], weights, strict)
+        if problem:
             raise CheckpointError(
                 f"init_from: network '{source}' of {path} does not fit this run's '{target}' "
-                f"({type(mine[target]).__name__}): {str(e).splitlines()[-1].strip()[:300]}"
-            ) from e
-        missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
-        if strict and (missing or unexpected):
-            raise CheckpointError(
-                f"init_from: network '{source}' of {path} does not fit this run's '{target}' "
-                f"({type(mine[target]).__name__}): {len(missing)} missing keys (e.g. "
-                f"{missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}); use a "
-                "checkpoint of the same architecture, or init_from_strict=false"
+                f"({type(mine[target]).__name__}): {problem}; use a checkpoint of the same "
+                "architecture, or init_from_strict=false to allow missing keys"
             )
     log.info("init_from %s: loaded %s", path, ", ".join(f"{t}<-{s}" for t, s in pairs.items()))
     return list(pairs)

@@ -123,23 +123,32 @@ def check_method(ckpt: dict[str, Any], expected: str | None, path: str | Path = 
         )
 
 
+def load_into(module: torch.nn.Module, state: Mapping[str, Any], strict: bool = True) -> str | None:
+    """Load ``state`` into ``module``; ``None`` when it fits, else what does not fit (a
+    shape mismatch, or with ``strict`` missing / unexpected keys), for an error message."""
+    try:
+        result = module.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shape mismatches
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        return (lines[1] if len(lines) > 1 else lines[0])[:300]
+    missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
+    if strict and (missing or unexpected):
+        return (
+            f"{len(missing)} missing keys (e.g. {missing[:3]}), {len(unexpected)} unexpected "
+            f"(e.g. {unexpected[:3]})"
+        )
+    return None
+
+
 def load_weights(module: torch.nn.Module, ckpt: dict[str, Any], path: str | Path = "") -> None:
     """Load ``ckpt["state_dict"]`` into ``module`` strictly, with a readable mismatch error."""
     info = ckpt["lightrestore"]
-    try:
-        result = module.load_state_dict(ckpt["state_dict"], strict=False)
-    except RuntimeError as e:  # shape mismatches
+    problem = load_into(module, ckpt["state_dict"])
+    if problem:
         raise CheckpointError(
             f"checkpoint {path} (method '{info.get('method')}', model {info.get('model')}) does not "
-            f"fit this {type(module).__name__}: {str(e).splitlines()[0][:300]}"
-        ) from e
-    missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
-    if missing or unexpected:
-        raise CheckpointError(
-            f"checkpoint {path} (method '{info.get('method')}', model {info.get('model')}) does not "
-            f"fit this {type(module).__name__}: {len(missing)} missing keys (e.g. {missing[:3]}), "
-            f"{len(unexpected)} unexpected (e.g. {unexpected[:3]}). Evaluate it with the model it "
-            "was trained with"
+            f"fit this {type(module).__name__}: {problem}. Evaluate it with the model it was "
+            "trained with"
         )
 
 
