@@ -281,3 +281,21 @@ def test_written_files_follow_the_umask(tmp_path, umask):
         os.umask(old)
     for name in ("a.txt", "b.ckpt"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
+
+
+def test_checkpoints_of_the_earlier_layout_evaluate_restore_and_resume(tmp_path):
+    """Before methods named their parts, a checkpoint's config had the network and loss at
+    the top level only (the CLI passed them in) and SR runs were method 'sr': such
+    checkpoints still evaluate and resume."""
+    out = run(compose_cfg(tmp_path / "t", "experiment=sr_srcnn_x2", "trainer.max_epochs=1"))
+    ckpt = torch.load(out["trainer"].checkpoint_callback.last_model_path, weights_only=True)
+    cfg = ckpt["lightrestore"]["config"]
+    method = {k: v for k, v in cfg["method"].items() if k not in ("model", "loss", "param_groups", "frozen")}
+    old = dict(ckpt, lightrestore=dict(ckpt["lightrestore"], method="sr",
+                                      config=dict(cfg, method=dict(method, name="sr"))))  # fmt: skip
+    path = tmp_path / "old.ckpt"
+    torch.save(old, path)  # re-saved by hand: loads with a warning (no integrity record)
+    ev = run_evaluate(compose_cfg(tmp_path / "e", f"ckpt={path}", config_name="evaluate", smoke=False))
+    assert ev["results"] == out["results"]
+    assert resolve_ckpt_path(compose_cfg(tmp_path / "r", "experiment=sr_srcnn_x2", *FAST,
+                                         f"ckpt_path={path}")) == str(path)  # fmt: skip
