@@ -1,9 +1,11 @@
 """Difficulty policies: callbacks that set the DataModule sampler's level weights.
 
-A policy never touches the model, the loss or the degradation: it only reads
-synced validation metrics (or the epoch) and writes ``sampler.weights`` (and, for
-the fixated baselines, ``sampler.fixed``). It therefore applies unchanged to every
-method and every degradation ladder. Each policy also logs the allocation of the
+A policy never touches the networks or the degradation: it only reads synced
+validation metrics (or the epoch) and writes ``sampler.weights`` (and, for the
+fixated baselines, ``sampler.fixed``); hard mining also switches the top-k wrapper on
+the method's configured loss (:mod:`lightrestore.losses.hard_mining`). It therefore
+applies unchanged to every method that trains with its configured loss and to every
+degradation ladder. Each policy also logs the allocation of the
 epoch just trained (``alloc/weight/level_i`` and ``alloc/images/level_i``).
 """
 
@@ -284,8 +286,9 @@ class HardMiningPolicy(DifficultyPolicy):
         super().setup(trainer, pl_module, stage)
         if stage != "fit":
             return
-        if not isinstance(pl_module.loss, HardMiningLoss):  # checks the loss has per_sample
-            pl_module.loss = HardMiningLoss(pl_module.loss)
+        loss = getattr(pl_module, "loss", None)
+        if not isinstance(loss, HardMiningLoss):  # checks the loss has a per-sample form
+            pl_module.loss = HardMiningLoss(loss)
         dm = trainer.datamodule
         if self._auto_pool:
             dm.setup("fit")
