@@ -33,7 +33,8 @@ def test_smoke_run_leaves_results_for_every_level(tmp_path):
     for lv, row in doc["levels"].items():
         assert row["count"] == 4 and np.isfinite(row["psnr"]) and 0 < row["psnr"] < 100
         assert row["extra"] == (lv == "6")
-    assert set(doc["mean_train_levels"]) == {"psnr", "ssim", "l1", "l2"}
+    # inpainting also scores the missing region only
+    assert set(doc["mean_train_levels"]) == {"psnr", "ssim", "l1", "l2", "missing_psnr", "missing_l1", "missing_l2"}
     assert len(doc["test_set"]["checksum"]) == 64 and doc["curriculum"] == "ondemand"
     # the table is printed and written
     assert "| 6 (extra) | 31-36px |" in out.stdout

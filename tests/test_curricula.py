@@ -98,3 +98,18 @@ def test_hard_mining_policy_switches_after_warmup():
         assert m.loss.fraction == expected
     with pytest.raises(ConfigError):
         HardMiningPolicy(fraction=0)
+
+
+def test_hard_mining_configs_embedded_scale_and_paper_scale(tmp_path):
+    """The defaults are labelled embedded-scale and agree with the policy's own defaults;
+    hard_mining_paper has the paper's pool (1M), warm-up (50 epochs) and 10 of 100."""
+    import inspect
+
+    from helpers import compose_cfg
+
+    small = compose_cfg(tmp_path, "curriculum=hard_mining").curriculum
+    paper = compose_cfg(tmp_path, "curriculum=hard_mining_paper").curriculum
+    defaults = {k: v.default for k, v in inspect.signature(HardMiningPolicy).parameters.items()}
+    assert {k: small[k] for k in defaults} == defaults
+    assert (paper.pool_size, paper.warmup_epochs, paper.fraction) == (1_000_000, 50, 0.1)
+    assert paper._target_ == small._target_

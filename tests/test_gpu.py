@@ -61,7 +61,7 @@ def test_two_optimiser_method_on_the_gpu(tmp_path):
         cfg.method = OmegaConf.create(toy_method_config())
     run(cfg)
     doc = _finite_results(tmp_path / "run")
-    assert set(doc["outputs"]) == {"input", "after_F", "G_1"}
+    assert set(doc["outputs"]) == {"input", "after_F", "G_1", "restored_known"}
 
 
 def test_restore_on_cuda_matches_the_cpu(tmp_path):

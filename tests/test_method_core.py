@@ -30,7 +30,7 @@ from lightrestore.storage.checkpoints import CheckpointError
 
 # 3 batches of 8 per epoch, 2 epochs, deterministic kernels
 COMMON = ("trainer.max_epochs=2", "data.train_samples_per_epoch=24", "trainer.deterministic=true")
-EXTRA_OUTPUTS = ("input", "after_F", "G_1")
+EXTRA_OUTPUTS = ("input", "after_F", "G_1", "restored_known")  # inpainting: + known pixels put back
 
 
 def toy_cfg(tmp: Path, *overrides: str, method: dict | None = None):
@@ -105,7 +105,7 @@ def test_toy_method_records_its_networks_and_scores_its_outputs_per_level(toy_ru
     assert set(scores) == {"default", "centered"}
     assert set(scores["default"]) == {"restored", *EXTRA_OUTPUTS}
     md = (run_dir / "results.md").read_text()
-    assert "#### output: after_F (test set: default)" in md and "#### output: G_1" in md
+    assert "#### output: after_F (default test set)" in md and "#### output: G_1" in md
     csv_rows = (run_dir / "results.csv").read_text().splitlines()
     assert csv_rows[0].startswith("variant,output,level")
     assert sum(",after_F," in r for r in csv_rows) == 12  # 6 levels x 2 test sets

@@ -9,7 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import skimage.data
 import torch
+from helpers import compose_cfg
+from hydra.utils import instantiate
 from PIL import Image
 
 from lightrestore.data.images import (
@@ -24,6 +27,7 @@ from lightrestore.data.sources import (
     FolderSource,
     SkippedImagesWarning,
     fraction_sizes,
+    region_boxes,
 )
 from lightrestore.errors import ConfigError, DataError
 
@@ -453,56 +457,184 @@ def test_image_list_indexing(tmp_path):
 
 # =========================================================================== EmbeddedSource
 
-COLOUR = {
-    "train": [
-        "rocket",
-        "coffee",
-        "hubble_deep_field",
-        "immunohistochemistry",
-        "motorcycle_left",
-        "motorcycle_right",
-    ],
-    "val": ["chelsea"],
-    "test": ["astronaut"],
-}
+SPLIT_NAMES = ("train", "val", "test")
+COLOUR_PHOTOS = [
+    "skimage:rocket",
+    "skimage:coffee",
+    "skimage:hubble_deep_field",
+    "skimage:immunohistochemistry",
+    "skimage:motorcycle_left",
+    "skimage:chelsea",
+    "skimage:astronaut",
+    "matplotlib:grace_hopper",
+]
+GREY_PHOTOS = [
+    f"skimage:{p}"
+    for p in ("brick", "grass", "gravel", "moon", "page", "text", "coins", "clock", "camera")
+]
 
 
-@pytest.mark.parametrize("channels", [3, 1])
-def test_embedded_splits(channels):
-    src = EmbeddedSource(channels=channels)
-    names = {s: src.split(s).names for s in ("train", "val", "test")}
-    flat = sum(names.values(), [])
-    assert len(flat) == len(set(flat))  # disjoint by image
-    expected = {s: [f"skimage:{p}" for p in COLOUR[s]] for s in COLOUR}
-    if channels == 1:
-        grey = ["brick", "grass", "gravel", "moon", "page", "text", "coins", "clock"]
-        expected["train"] += [f"skimage:{p}" for p in grey]
-        expected["test"] += ["skimage:camera"]
-    assert names == expected
-    assert names == {s: EmbeddedSource(channels=channels).split(s).names for s in names}
-    for s in names:
+def gap(a, b) -> int:
+    """Pixels between two (top, left, height, width) boxes along the axis that separates
+    them most (negative: they overlap on both axes)."""
+    (ta, la, ha, wa), (tb, lb, hb, wb) = a, b
+    return max(tb - (ta + ha), ta - (tb + hb), lb - (la + wa), la - (lb + wb))
+
+
+def check_regions(src: EmbeddedSource, crop: int) -> None:
+    """Every photo in every split; regions inside the photo, >= crop, >= guard apart."""
+    want = COLOUR_PHOTOS + (GREY_PHOTOS if src.channels == 1 else [])
+    regions = src.regions()
+    assert list(regions) == want
+    for s in SPLIT_NAMES:
+        images = src.split(s)
+        assert images.names == [f"{p}#{s}" for p in want]
+        images.check_min_size(crop)  # what the DataModule checks
+    for photo, r in regions.items():
+        h, w = r["size"]
+        assert min(h, w) >= (src.load_size or 0)
+        for s in SPLIT_NAMES:
+            top, left, bh, bw = r[s]
+            assert top >= 0 and left >= 0 and top + bh <= h and left + bw <= w, (photo, s)
+            assert min(bh, bw) >= crop, (photo, s, r[s])
+        for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+            assert gap(r[a], r[b]) >= src.guard, (photo, a, b, r)
+
+
+def test_region_boxes_pixel_arithmetic():
+    # landscape 256x385 (chelsea at load_size 256), 64-px crops, guard 65
+    boxes = region_boxes(256, 385, 64, 65)
+    assert boxes == {
+        "train": (0, 0, 256, 224),  # 385 - 65 = 320 px; eval band round(0.3 * 320) = 96
+        "val": (0, 289, 96, 96),  # 224 + 65 = 289; (256 - 65) / 2 = 95.5 -> 96
+        "test": (161, 289, 95, 96),  # 96 + 65 = 161; 191 - 96 = 95
+    }
+    assert gap(boxes["train"], boxes["val"]) == 65 and gap(boxes["val"], boxes["test"]) == 65
+    # portrait: the same layout transposed; val_first=False swaps val and test
+    assert region_boxes(385, 256, 64, 65, val_first=False) == {
+        "train": (0, 0, 224, 256),
+        "val": (289, 160, 96, 96),
+        "test": (289, 0, 96, 95),
+    }
+    # a square photo: the eval band grows to hold a crop (round(0.3 * 191) = 57 < 64)
+    assert region_boxes(256, 256, 64, 65)["val"] == (0, 192, 96, 64)
+    # the smallest photo that fits: 2 * 32 + 33 = 97; one less does not
+    assert region_boxes(97, 97, 32, 33)["test"] == (65, 65, 32, 32)
+    with pytest.raises(ValueError, match="too small"):
+        region_boxes(96, 200, 32, 33)
+
+
+@pytest.mark.parametrize(
+    ("channels", "load_size", "crop"), [(3, 256, 64), (1, 256, 64), (3, 64, 32), (1, 64, 32)]
+)
+def test_embedded_every_photo_in_every_split(channels, load_size, crop):
+    src = EmbeddedSource(channels=channels, load_size=load_size, crop_size=crop)
+    assert src.guard == crop + 1  # wider than a crop
+    check_regions(src, crop)
+    # the regions are the boxes of the resized photo, pixel for pixel
+    for s in SPLIT_NAMES:
         images = src.split(s)
         for t, hw in zip(images, images.sizes()):
-            assert t.dtype == torch.uint8 and t.shape[0] == channels
-            assert min(t.shape[1:]) == 256 and tuple(t.shape[1:]) == hw
+            assert t.dtype == torch.uint8 and t.shape[0] == channels and tuple(t.shape[1:]) == hw
+    chelsea = src.regions()["skimage:chelsea"]
+    whole = resize_shorter(to_uint8_chw(skimage.data.chelsea(), channels), min(chelsea["size"]))
+    k = COLOUR_PHOTOS.index("skimage:chelsea")
+    for s in SPLIT_NAMES:
+        top, left, bh, bw = chelsea[s]
+        assert torch.equal(src.split(s)[k], whole[:, top : top + bh, left : left + bw])
+    # the splits hold different pixels of each photo (not one region three times)
+    assert not torch.equal(
+        src.split("val")[k][:, :crop, :crop], src.split("test")[k][:, :crop, :crop]
+    )
     d = src.describe()
-    assert d["kind"] == "embedded" and d["splits"]["train"] == len(expected["train"])
+    assert d["kind"] == "embedded" and d["split_mode"] == "regions"
+    assert d["fractions"] == [0.7, 0.15, 0.15] and d["guard"] == crop + 1
+    assert d["splits"] == {s: len(COLOUR_PHOTOS) + 9 * (channels == 1) for s in SPLIT_NAMES}
+    assert d["regions"]["skimage:astronaut"]["val"] == list(
+        src.regions()["skimage:astronaut"]["val"]
+    )
     json.dumps(d)
+
+
+def test_stereo_pair_is_used_once():
+    names = EmbeddedSource().split("train").names
+    assert "skimage:motorcycle_left#train" in names
+    assert not any("motorcycle_right" in n for n in names)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ("experiment=ondemand_inpaint",),
+        ("experiment=ondemand_denoise",),  # greyscale
+        ("experiment=sr_edsr_x2",),
+        ("experiment=sr_edsr_x3",),
+        ("experiment=sr_edsr_x4",),
+        ("experiment=sr_lapsrn_x4",),  # Y channel: reads RGB
+    ],
+)
+@pytest.mark.parametrize("smoke", [False, True])
+def test_data_configs_fit_their_crops(tmp_path, overrides, smoke):
+    """The composed data configs: every photo in every split, regions >= the crop the
+    DataModule takes, guard wider than that crop; SR photos are never upsampled."""
+    cfg = compose_cfg(tmp_path, *overrides, smoke=smoke)
+    src = instantiate(cfg.data.source)
+    crop = int(cfg.data.crop_size)
+    assert src.crop_size == crop and src.guard > crop
+    check_regions(src, crop)
+    if overrides[0].startswith("experiment=sr_") and not smoke:
+        assert src.load_size == 300 and crop == 96  # chelsea's native shorter side
+        assert min(src.regions()["skimage:chelsea"]["size"]) == 300
+
+
+def test_too_small_load_size_is_a_clear_error():
+    src = EmbeddedSource(load_size=64, crop_size=32, enlarge=False)
+    with pytest.raises(DataError) as info:
+        src.split("val")
+    msg = str(info.value)
+    assert "skimage:rocket" in msg and "2*32+33 = 97" in msg
+    assert "data.source.load_size>=97" in msg and "data.crop_size" in msg
+    # enlarged (the default): the photos get the smallest shorter side that fits
+    assert {
+        min(r["size"]) for r in EmbeddedSource(load_size=64, crop_size=32).regions().values()
+    } == {97}
+    # native size: the greyscale page (191x384) cannot hold 64-px regions (needs 193)
+    with pytest.raises(DataError, match=r"skimage:page.*load_size=null.*load_size>=193"):
+        EmbeddedSource(channels=1, load_size=None).split("test")
+    # enlarging beyond a photo's native size (upsampling) warns and names the fix
+    with pytest.warns(UserWarning, match=r"skimage:chelsea.*beyond its native size.*<= 99"):
+        regions = EmbeddedSource(load_size=256, crop_size=192).regions()
+    assert min(regions["skimage:chelsea"]["size"]) == 577
+
+
+def test_region_list_too_small_for_a_larger_crop_names_the_source_crop():
+    images = EmbeddedSource(load_size=64, crop_size=32).split("val")
+    images.check_min_size(32)
+    with pytest.raises(DataError, match=r"#val.*load_size.*data\.source\.crop_size"):
+        images.check_min_size(48)
+
+
+def test_bad_region_options_are_config_errors():
+    for kw in ({"fractions": (0.7, 0.3, 0.0)}, {"fractions": (0.5, 0.5)}, {"guard": -1},
+               {"crop_size": 0}, {"fractions": (0.8, 0.15, 0.15)}):  # fmt: skip
+        with pytest.raises(ConfigError):
+            EmbeddedSource(**kw)
 
 
 def test_embedded_is_cached_and_safe_to_modify():
     a = EmbeddedSource().split("test")
-    b = EmbeddedSource(channels=3, load_size=256).split("test")
+    b = EmbeddedSource(channels=3, load_size=256, crop_size=64, guard=65).split("test")
     assert a is b
     img = a[0]
     img.zero_()
     assert a[0].max() > 0  # the cache is unaffected
-    assert pickle.loads(pickle.dumps(EmbeddedSource())).split("val").names == ["skimage:chelsea"]
+    clone = pickle.loads(pickle.dumps(EmbeddedSource()))
+    assert clone.split("val").names == [f"{p}#val" for p in COLOUR_PHOTOS]
+    assert clone.regions() == EmbeddedSource().regions()
 
 
-def test_embedded_native_size_and_min_size_check():
-    test = EmbeddedSource(load_size=None).split("test")
-    assert test.sizes() == [(512, 512)]
-    val = EmbeddedSource(load_size=64).split("val")
-    with pytest.raises(DataError, match=r"skimage:chelsea.*load_size>=100"):
-        val.check_min_size(100)
+def test_embedded_native_size():
+    src = EmbeddedSource(load_size=None)
+    astronaut = src.regions()["skimage:astronaut"]
+    assert astronaut["size"] == [512, 512]  # not resized
+    check_regions(src, 64)

@@ -38,6 +38,7 @@ MODEL_CONFIGS = sorted((config_dir() / "model").glob("*.yaml"))
 TINY: dict[str, dict] = {
     "odl_autoencoder": {"width": 4},
     "sr_drrn": {"width": 8, "num_units": 3, "fuse_channels": 4},
+    "sr_drrn_b1u25": {"width": 8, "num_units": 3},
     "sr_edsr": {"num_blocks": 2, "width": 8},
     "sr_edsr_baseline": {"num_blocks": 2, "width": 8},
     "sr_idn": {"width": 16, "delta": 4, "num_blocks": 2},

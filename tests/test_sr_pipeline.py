@@ -35,24 +35,34 @@ def bench_root(tmp_path_factory):
 
 
 def test_sr_run_with_a_whole_image_benchmark(tmp_path, bench_root):
+    """SRCNN is a Y-channel model: the benchmark's clean images are MATLAB's rgb2ycbcr Y
+    (uint8) of the files, the LR inputs their bicubic downscaling."""
     out = run(compose_cfg(tmp_path, "experiment=sr_srcnn_x3", f"data.benchmark_root={bench_root}",
                           "data.benchmark_sets=[Set5]", "trainer.max_epochs=1"))  # fmt: skip
     dm = out["datamodule"]
     assert dm.crop_size == 30  # the smoke crop 32 rounded to a multiple of 3
     bench = dm.test_sets["Set5"]
-    assert [tuple(c.shape) for c in bench.clean] == [(3, 36, 45), (3, 39, 33)]  # modcrop
-    assert [tuple(d.shape) for d in bench.degraded] == [(3, 12, 15), (3, 13, 11)]
+    assert [tuple(c.shape) for c in bench.clean] == [(1, 36, 45), (1, 39, 33)]  # modcrop, Y
+    assert [tuple(d.shape) for d in bench.degraded] == [(1, 12, 15), (1, 13, 11)]
+    files = sorted((bench_root / "Set5" / "HR").glob("*.png"))
+    for c, d, f in zip(bench.clean, bench.degraded, files):
+        rgb = np.asarray(Image.open(f))[: c.shape[1], : c.shape[2]]
+        y8 = np.round(rgb2ycbcr(rgb)[..., 0])  # MATLAB rgb2ycbcr on uint8 -> uint8 Y
+        np.testing.assert_array_equal(c[0].numpy(), y8)
+        lr = imresize(torch.from_numpy(y8 / 255).float()[None, None], scale=1 / 3)[0].clamp(0, 1)
+        torch.testing.assert_close(d, lr, atol=1e-5, rtol=0)
     doc = json.loads((tmp_path / "run" / "results.json").read_text())
     assert "Y channel" in doc["protocol"] and "border of 3 px" in doc["protocol"]
+    assert "rounded to 8 bits" in doc["protocol"]
     row = doc["variants"]["Set5"]["levels"]["1"]
     assert row["count"] == 2
-    # the bicubic baseline, computed independently: skimage's MATLAB-compatible Y, 3 px border
+    # the bicubic baseline, computed independently: the 8-bit bicubic Y, 3 px border
     ref = []
     for c, d in zip(bench.clean, bench.degraded):
-        up = imresize(d[None], scale=3.0, size=tuple(c.shape[1:]))[0].clamp(0, 1)
-        y_hr = rgb2ycbcr(c.permute(1, 2, 0).numpy())[..., 0] / 255
-        y_up = rgb2ycbcr((up.permute(1, 2, 0).numpy() * 255).astype(np.float64) / 255)[..., 0] / 255
-        ref.append(sk_psnr(y_hr[3:-3, 3:-3], y_up[3:-3, 3:-3], data_range=1.0))
+        up = imresize(d[None], scale=3.0, size=tuple(c.shape[1:]))[0, 0].clamp(0, 1)
+        y_hr = c[0].numpy().astype(np.float64)
+        y_up = (up.numpy() * 255).round().astype(np.float64)  # 8-bit, as measured
+        ref.append(sk_psnr(y_hr[3:-3, 3:-3], y_up[3:-3, 3:-3], data_range=255))
     assert row["input_psnr"] == pytest.approx(float(np.mean(ref)), abs=1e-3)
 
 

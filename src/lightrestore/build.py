@@ -41,11 +41,13 @@ def instantiate(node: Any, **kwargs: Any) -> Any:
 
 
 def metric_settings(task: Any) -> dict[str, Any]:
-    """The task's measuring convention (``task.metrics``: ``space`` rgb|y, ``border``)."""
+    """The task's measuring convention (``task.metrics``: ``space`` rgb|y, ``border``,
+    ``quantize``: round outputs to 8 bits before measuring)."""
     metrics = task.get("metrics") or {}
     return {
         "metric_space": metrics.get("space", "rgb"),
         "metric_border": int(metrics.get("border", 0)),
+        "metric_quantize": bool(metrics.get("quantize", False)),
     }
 
 

@@ -37,7 +37,8 @@ def to_pil(img: Tensor) -> Image.Image:
 
 
 class ValidationImageGrid(Callback):
-    """After each validation: one row per level of ``k`` triplets (clean, corrupted, restored).
+    """After each validation: one row per level of ``k`` groups (clean, corrupted, restored;
+    for inpainting and interpolation also the restoration with the known pixels put back).
 
     Args:
         output_dir: run folder; grids go to ``images/val_epoch_XXXX.png``.
@@ -62,14 +63,20 @@ class ValidationImageGrid(Callback):
         val_set = getattr(trainer.datamodule, "val_set", None)
         if val_set is None:
             return
-        rows = []
+        rows, with_known = [], False
+        missing_region = getattr(pl_module, "missing_region", None)
         for _level, batch in val_set.examples(self.k).items():
-            restored = pl_module.restore(batch.to(pl_module.device)).float().cpu()
+            batch = batch.to(pl_module.device)
+            restored = pl_module.restore(batch).float()
+            region = missing_region(batch) if callable(missing_region) else None
+            # inpainting / interpolation: also the restoration with the known pixels put back
+            known = [None] * len(restored) if region is None else torch.lerp(batch.degraded, restored, region).cpu()
+            with_known = region is not None
             row = []
-            for c, d, r in zip(batch.clean, batch.degraded, restored):
+            for c, d, r, k in zip(batch.clean.cpu(), batch.degraded.cpu(), restored.cpu(), known):
                 if d.shape != c.shape:  # super-resolution: show the LR input at HR size
                     d = F.interpolate(d[None], size=c.shape[-2:], mode="nearest")[0]
-                row += [c, d, r]
+                row += [c, d, r] if k is None else [c, d, r, k]
             rows.append(row)
         grid = make_grid(rows)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -80,6 +87,7 @@ class ValidationImageGrid(Callback):
                 logger.log_image(
                     key="val/examples",
                     images=[np.asarray(image)],
-                    caption=["rows: levels; columns: clean | corrupted | restored"],
+                    caption=["rows: levels; columns: clean | corrupted | restored"
+                             + (" | restored, known pixels put back" if with_known else "")],
                     step=trainer.global_step,
                 )

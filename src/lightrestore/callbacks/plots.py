@@ -56,6 +56,10 @@ class RunPlots(Callback):
                 label = "degraded input" if output == "input" else output
                 label += f" ({test_set})" if test_set != "default" else ""
                 curves[label] = {lv: r["psnr"] for lv, r in by_output[output].items()}
+                missing = {lv: r["missing_psnr"] for lv, r in by_output[output].items()
+                           if "missing_psnr" in r}  # fmt: skip
+                if missing and test_set == "default" and output in ("restored", "input"):
+                    curves[f"{label}, missing region only"] = missing
         ladder = trainer.datamodule.ladder
         plot_psnr_vs_level(curves, self.dir / "test_psnr.png", ladder.extra_level, self.title)
         self._to_wandb(trainer)

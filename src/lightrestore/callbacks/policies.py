@@ -252,12 +252,15 @@ class HardMiningPolicy(DifficultyPolicy):
     of normal training, only the ``fraction`` of each batch with the highest loss is
     back-propagated (paper: 10 of 100).
 
+    The defaults are the embedded-data scale of ``curriculum=hard_mining`` (a pool of 5
+    epochs, 1 warm-up epoch); ``curriculum=hard_mining_paper`` has the paper's (a
+    1,000,000-pair pool, 50 warm-up epochs, 10 of 100).
+
     Args:
-        pool_size: pairs in the static pool; default ``pool_factor`` × the epoch length.
-        pool_factor: the default pool size in epochs (the paper's pool is 10 epochs of
-            its CelebA training set).
-        warmup_epochs: epochs of plain training on the pool first (paper: 50).
-        fraction: share of each batch kept (``ceil(fraction·B)``, at least one).
+        pool_size: pairs in the static pool; ``None``: ``pool_factor`` × the epoch length.
+        pool_factor: the pool size in epochs when ``pool_size`` is ``None`` (default 5).
+        warmup_epochs: epochs of plain training on the pool first (default 1; paper: 50).
+        fraction: share of each batch kept (``ceil(fraction·B)``, at least one; paper 0.1).
     """
 
     def __init__(

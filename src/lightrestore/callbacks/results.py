@@ -53,6 +53,7 @@ class ResultsWriter(Callback):
         extra["data"] = dm.describe()
         extra["epochs_trained"] = int(trainer.current_epoch)
         extra["global_step"] = int(trainer.global_step)
+        extra["batch_size"] = int(getattr(dm, "batch_size", 0) or 0) or None
         variants = {
             name: {**v, "checksum": dm.test_sets[name].checksum}
             for name, v in getattr(pl_module, "test_variant_results", {}).items()

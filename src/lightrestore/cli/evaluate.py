@@ -9,6 +9,11 @@ Results go to ``logs/evaluate/runs/<time>_<pid>/results.{json,md,csv}``.
 A sweep over checkpoints gives ODL's fixation matrix (train policy × test level):
 
     python -m lightrestore.evaluate -m ckpt=a.ckpt,b.ckpt,c.ckpt task=inpaint
+
+Whole images at fixed severities on sliding windows (ODL's denoising Table 3), one row per
+image in ``whole_images.{json,md,csv}`` (:mod:`lightrestore.cli.whole_images`):
+
+    python -m lightrestore.evaluate ckpt=... whole_images=<folder> severities=[10,30,50]
 """
 
 from __future__ import annotations
@@ -60,6 +65,11 @@ def run_evaluate(cfg: Any) -> dict[str, Any]:
             f"the checkpoint's model takes {channels}-channel images but task '{cfg.task.name}' has "
             f"{cfg.task.channels} channels: evaluate it on a task with {channels} channel(s)"
         )
+    if cfg.get("whole_images"):  # ODL's Table 3: whole images on sliding windows
+        from lightrestore.cli.whole_images import evaluate_whole_images
+
+        doc = evaluate_whole_images(cfg, method, degradation)
+        return {"method": method, "datamodule": datamodule, "trainer": None, "results": doc}
     trained = (train_cfg.get("callbacks") or {}).get("results", {}).get("extra", {})
     extra = {
         "experiment": trained.get("experiment", train_cfg.get("task_name")),

@@ -50,6 +50,7 @@ from torchmetrics import MeanMetric, Metric
 
 from lightrestore.data.batch import RestorationBatch
 from lightrestore.errors import ConfigError
+from lightrestore.metrics.image_quality import REGION_MEASURES
 from lightrestore.metrics.level_metrics import LevelMetrics
 from lightrestore.metrics.output_scores import OutputScores
 
@@ -81,6 +82,8 @@ class Method(LightningModule):
             (``N+1``); set by the builder.
         metric_space, metric_border: ``"rgb"`` (all channels) or ``"y"`` (the Y channel,
             super-resolution) with a border crop; set by the builder from ``task.metrics``.
+        metric_quantize: round outputs to 8 bits before measuring (``task.metrics.quantize``,
+            on for super-resolution as EDSR/BasicSR/PSPL); set by the builder.
         name: the method's name recorded in checkpoints (default :attr:`method_name`).
     """
 
@@ -103,6 +106,7 @@ class Method(LightningModule):
         n_test_levels: int = 6,
         metric_space: str = "rgb",
         metric_border: int = 0,
+        metric_quantize: bool = False,
         name: str | None = None,
     ) -> None:
         super().__init__()
@@ -110,6 +114,7 @@ class Method(LightningModule):
         if metric_space not in ("rgb", "y"):
             raise ConfigError(f"metric_space must be 'rgb' or 'y', got {metric_space!r}")
         self.metric_space, self.metric_border = metric_space, int(metric_border)
+        self.metric_quantize = bool(metric_quantize)
         self.loss = loss
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -168,22 +173,42 @@ class Method(LightningModule):
 
     def _level_metrics(self, n_levels: int) -> LevelMetrics:
         """Per-level metrics in the configured space: all channels, or the Y channel with
-        a border crop (super-resolution's convention)."""
+        a border crop (super-resolution's convention); outputs rounded to 8 bits first
+        with ``metric_quantize``."""
         if self.metric_space == "y":
             from lightrestore.metrics.sr import measure_y
 
-            return LevelMetrics(n_levels, measure=partial(measure_y, border=self.metric_border))
+            kw: dict[str, Any] = {"border": self.metric_border}
+            if self.metric_quantize:
+                kw["quantize"] = True
+            return LevelMetrics(n_levels, measure=partial(measure_y, **kw))
+        if self.metric_quantize:
+            from lightrestore.metrics.image_quality import measure_all
+
+            return LevelMetrics(n_levels, measure=partial(measure_all, quantize=True))
         return LevelMetrics(n_levels)
 
     @property
     def protocol(self) -> str:
         """How the metrics were measured, for results files."""
+        rounded = (
+            ", outputs rounded to 8 bits first ((x.clamp(0, 1) * 255).round() / 255)"
+            if self.metric_quantize
+            else ""
+        )
         if self.metric_space == "y":
             return (
                 "PSNR/SSIM/L1/L2 on the Y channel (ITU-R BT.601 studio range, as MATLAB's rgb2ycbcr) "
-                f"with a border of {self.metric_border} px cropped"
+                f"with a border of {self.metric_border} px cropped{rounded}"
             )
-        return "PSNR/SSIM/L1/L2 on all channels"
+        if self.scores_missing_region:
+            return (
+                f"PSNR/SSIM/L1/L2 on all channels{rounded}; also missing_psnr/missing_l1/"
+                "missing_l2, the errors over the removed pixels only (the hole, the deleted "
+                "pixels: DL-Net's Table 2 protocol), per image then averaged, and the output "
+                "'restored_known', the restoration with the known pixels put back"
+            )
+        return f"PSNR/SSIM/L1/L2 on all channels{rounded}"
 
     # ------------------------------------------------------------------ restoring
     def restore(self, batch: RestorationBatch) -> Tensor:
@@ -258,18 +283,43 @@ class Method(LightningModule):
         self._log_levels("val", self.val_results)
 
     # ------------------------------------------------------------------ test
+    @property
+    def scores_missing_region(self) -> bool:
+        """Inpainting and interpolation (a degradation with an ``observed_mask``, measured
+        on all channels): tests also score the missing region only and ``restored_known``,
+        the restoration with the known pixels put back (what an inpainting user gets)."""
+        return self.metric_space == "rgb" and hasattr(self.degradation, "observed_mask")
+
+    def test_outputs(self) -> tuple[str, ...]:
+        """Every output scored in testing: :attr:`scored_outputs` (+ ``restored_known``)."""
+        extra = ("restored_known",) if self.scores_missing_region else ()
+        return (*self.scored_outputs, *extra)
+
+    def missing_region(self, batch: RestorationBatch) -> Tensor | None:
+        """``(B, 1, H, W)`` in {0, 1}: 1 where the degradation removed the pixel (the hole,
+        the deleted pixels), from the batch's parameters; ``None`` for other tasks."""
+        if not self.scores_missing_region or batch.clean is None:
+            return None
+        observed = self.degradation.observed_mask(batch.params, batch.clean.shape, batch.clean.dtype)
+        return 1.0 - observed
+
     def on_test_start(self) -> None:
         """One set of per-level metrics per output × test set (the DataModule's variants,
         e.g. centred holes)."""
         names = list(getattr(self.trainer.datamodule, "test_set_names", None) or ["default"])
-        if names != self.test_scores.test_sets:
+        outputs = list(self.test_outputs())
+        if names != self.test_scores.test_sets or outputs != self.test_scores.outputs:
             self.test_scores = OutputScores(
-                partial(self._level_metrics, self.n_test_levels), self.scored_outputs, names
+                partial(self._level_metrics, self.n_test_levels), outputs, names
             ).to(self.device)
 
     def test_step(self, batch: RestorationBatch, batch_idx: int, dataloader_idx: int = 0) -> None:
         name = self.test_scores.test_sets[dataloader_idx]
-        self.test_scores.update(name, self.outputs(batch), batch.clean, batch.level)
+        outputs = self.outputs(batch)
+        region = self.missing_region(batch)
+        if region is not None:  # the known pixels put back
+            outputs["restored_known"] = torch.lerp(batch.degraded, outputs["restored"], region)
+        self.test_scores.update(name, outputs, batch.clean, batch.level, region)
 
     def on_test_epoch_end(self) -> None:
         self.test_scores_results = self.test_scores.compute()
@@ -279,6 +329,7 @@ class Method(LightningModule):
             for output, levels in by_output.items():
                 if output == "restored":
                     self._log_levels(prefix, levels)
+                    self._log_missing(prefix, levels)
                 elif output == "input":
                     for level, row in levels.items():
                         self.log(f"{prefix}/input_psnr/level_{level}", row["psnr"], sync_dist=True)
@@ -303,6 +354,13 @@ class Method(LightningModule):
             for name, by in self.test_scores_results.items()
             if name != "default"
         }
+
+    def _log_missing(self, stage: str, results: dict[int, dict[str, float]]) -> None:
+        """``<stage>/missing_{psnr,l1,l2}/level_i``: the missing region's measures."""
+        for level, row in results.items():
+            for name in REGION_MEASURES:
+                if name in row:
+                    self.log(f"{stage}/{name}/level_{level}", row[name], sync_dist=True)
 
     def _log_levels(self, stage: str, results: dict[int, dict[str, float]]) -> None:
         """Log per-level values and their mean over the training levels.

@@ -96,8 +96,45 @@ def l2(pred: Tensor, target: Tensor) -> Tensor:
 MEASURES = {"psnr": psnr, "ssim": ssim, "l1": l1, "l2": l2}
 
 
+def quantize_8bit(x: Tensor) -> Tensor:
+    """``x`` clamped to [0, 1] and rounded to the nearest of 256 levels, back in [0, 1]:
+    ``(x.clamp(0, 1) * 255).round() / 255`` (the 8-bit output that EDSR, BasicSR and the
+    PSPL code measure)."""
+    return (x.clamp(0.0, 1.0) * 255.0).round() / 255.0
+
+
 @torch.no_grad()
-def measure_all(pred: Tensor, target: Tensor) -> dict[str, Tensor]:
-    """All per-image measures: ``{"psnr", "ssim", "l1", "l2"}`` each ``(B,)``."""
-    pred = pred.clamp(0.0, 1.0)
+def measure_all(pred: Tensor, target: Tensor, quantize: bool = False) -> dict[str, Tensor]:
+    """All per-image measures: ``{"psnr", "ssim", "l1", "l2"}`` each ``(B,)``.
+
+    ``pred`` is clamped to [0, 1]; with ``quantize`` it is also rounded to 8 bits
+    (:func:`quantize_8bit`). ``target`` is used as given.
+    """
+    pred = quantize_8bit(pred) if quantize else pred.clamp(0.0, 1.0)
     return {name: fn(pred, target) for name, fn in MEASURES.items()}
+
+
+REGION_MEASURES = ("missing_psnr", "missing_l1", "missing_l2")
+
+
+def measure_region(pred: Tensor, target: Tensor, region: Tensor) -> dict[str, Tensor]:
+    """PSNR / mean absolute / mean squared error over a region only (DL-Net's Table 2
+    protocol: the hole, or the deleted pixels), per image.
+
+    Args:
+        pred, target: ``(B, C, H, W)`` in [0, 1] (``pred`` is clamped).
+        region: ``(B, 1, H, W)`` (or ``(B, C, H, W)``) in {0, 1}, 1 inside the region.
+
+    Returns:
+        ``{"missing_psnr", "missing_l1", "missing_l2", "pixels"}`` of ``(B,)`` tensors, the
+        errors averaged over the region's pixels and channels; PSNR with data range 1,
+        capped at 100 dB like :func:`psnr`; ``pixels`` the region's size (an image with an
+        empty region has ``pixels == 0`` and its values must be ignored).
+    """
+    m = region.to(pred.dtype).expand_as(pred)
+    n = m.flatten(1).sum(dim=1)
+    diff = (pred.clamp(0.0, 1.0) - target) * m
+    l1_ = diff.abs().flatten(1).sum(dim=1) / n.clamp_min(1)
+    l2_ = diff.square().flatten(1).sum(dim=1) / n.clamp_min(1)
+    psnr_ = (10.0 * torch.log10(1.0 / l2_.clamp_min(1e-12))).clamp_max(PSNR_CAP)
+    return {"missing_psnr": psnr_, "missing_l1": l1_, "missing_l2": l2_, "pixels": n}

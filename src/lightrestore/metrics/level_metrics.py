@@ -8,7 +8,12 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from lightrestore.metrics.image_quality import MEASURES, measure_all
+from lightrestore.metrics.image_quality import (
+    MEASURES,
+    REGION_MEASURES,
+    measure_all,
+    measure_region,
+)
 
 
 class LevelMetrics(Metric):
@@ -23,10 +28,15 @@ class LevelMetrics(Metric):
             tensors; default :func:`measure_all` (all channels). SR uses the Y channel
             with a border crop (``lightrestore.metrics.sr.measure_y``).
 
-    ``update(pred, target, level)``: ``pred``/``target`` ``(B, C, H, W)`` in [0, 1]
-    (predictions are clamped), ``level`` ``(B,)`` in ``1..n_levels``.
+    ``update(pred, target, level, region=None)``: ``pred``/``target`` ``(B, C, H, W)`` in
+    [0, 1] (predictions are clamped), ``level`` ``(B,)`` in ``1..n_levels``; ``region``
+    ``(B, 1, H, W)`` in {0, 1} (the missing pixels of inpainting / interpolation) adds the
+    region-only measures ``missing_psnr``, ``missing_l1``, ``missing_l2``
+    (:func:`~lightrestore.metrics.image_quality.measure_region`), averaged over the images
+    whose region is not empty.
     ``compute()`` returns ``{level: {"psnr", "ssim", "l1", "l2", "count"}}`` (floats)
-    for every level that received at least one image.
+    for every level that received at least one image, plus the region measures where
+    regions were given.
     """
 
     full_state_update = False
@@ -45,21 +55,37 @@ class LevelMetrics(Metric):
         self.add_state(
             "count", torch.zeros(self.n_levels, dtype=torch.float64), dist_reduce_fx="sum"
         )
+        for name in (*REGION_MEASURES, "region_count"):
+            self.add_state(
+                f"sum_{name}", torch.zeros(self.n_levels, dtype=torch.float64), dist_reduce_fx="sum"
+            )
 
-    def update(self, pred: Tensor, target: Tensor, level: Tensor) -> None:  # type: ignore[override]
+    def update(  # type: ignore[override]
+        self, pred: Tensor, target: Tensor, level: Tensor, region: Tensor | None = None
+    ) -> None:
         idx = level.long() - 1
         values = self.measure(pred.detach(), target.detach())
         for name, v in values.items():
             getattr(self, f"sum_{name}").index_add_(0, idx, v.double())
         self.count.index_add_(0, idx, torch.ones_like(idx, dtype=torch.float64))
+        if region is not None:
+            r = measure_region(pred.detach(), target.detach(), region)
+            seen = (r.pop("pixels") > 0).double()
+            for name, v in r.items():
+                getattr(self, f"sum_{name}").index_add_(0, idx, v.double() * seen)
+            self.sum_region_count.index_add_(0, idx, seen)
 
     def compute(self) -> dict[int, dict[str, float]]:  # type: ignore[override]
         out: dict[int, dict[str, float]] = {}
         counts = self.count.tolist()
         sums = {name: getattr(self, f"sum_{name}").tolist() for name in MEASURES}
+        regions = self.sum_region_count.tolist()
+        region_sums = {name: getattr(self, f"sum_{name}").tolist() for name in REGION_MEASURES}
         for i, n in enumerate(counts):
             if n > 0:
                 row = {name: sums[name][i] / n for name in MEASURES}
                 row["count"] = int(n)
+                if regions[i] > 0:
+                    row.update({name: region_sums[name][i] / regions[i] for name in REGION_MEASURES})
                 out[i + 1] = row
         return out

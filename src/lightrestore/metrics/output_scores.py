@@ -19,8 +19,9 @@ class OutputScores(nn.Module):
         outputs: the output names a method scores (``restored``, ``input``, ``after_F``...).
         test_sets: the test sets (``default`` and the task's variants).
 
-    ``update(test_set, outputs, clean, level)``: ``outputs`` maps every name to a
-    ``(B, C, H, W)`` tensor in [0, 1]; ``clean`` is the target, ``level`` ``(B,)``.
+    ``update(test_set, outputs, clean, level, region=None)``: ``outputs`` maps every name to
+    a ``(B, C, H, W)`` tensor in [0, 1]; ``clean`` is the target, ``level`` ``(B,)``;
+    ``region`` ``(B, 1, H, W)`` in {0, 1} adds the region-only measures to every output.
     ``compute()`` returns ``{test set: {output: {level: {"psnr", "ssim", "l1", "l2",
     "count"}}}}`` for the pairs seen; ``reset()`` clears every metric.
     """
@@ -44,7 +45,12 @@ class OutputScores(nn.Module):
         return f"{test_set}/{output}".replace(".", "_")
 
     def update(
-        self, test_set: str, outputs: Mapping[str, Tensor], clean: Tensor, level: Tensor
+        self,
+        test_set: str,
+        outputs: Mapping[str, Tensor],
+        clean: Tensor,
+        level: Tensor,
+        region: Tensor | None = None,
     ) -> None:
         if set(outputs) != set(self.outputs):
             raise ValueError(
@@ -52,7 +58,7 @@ class OutputScores(nn.Module):
                 "(scored_outputs): return exactly the declared ones"
             )
         for name, pred in outputs.items():
-            self.metrics[self._key(test_set, name)].update(pred, clean, level)
+            self.metrics[self._key(test_set, name)].update(pred, clean, level, region)
 
     def compute(self) -> dict[str, dict[str, Levels]]:
         out: dict[str, dict[str, Levels]] = {}

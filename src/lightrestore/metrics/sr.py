@@ -4,8 +4,13 @@ The field's convention (BasicSR's ``test_y_channel=True, crop_border=scale``, af
 MATLAB scripts of SRCNN/VDSR): convert to the Y of ITU-R BT.601 *studio range* as
 MATLAB's ``rgb2ycbcr`` (Y in [16/255, 235/255]; **not** kornia's full-range
 ``rgb_to_ycbcr``), drop ``border`` pixels on every side, then measure with the
-per-image functions of :mod:`.image_quality` (data range 1). Unlike BasicSR, images
-are not rounded to 8 bits first.
+per-image functions of :mod:`.image_quality` (data range 1).
+
+With ``quantize=True`` (``task.metrics.quantize``, on for the SR tasks) the output is
+first rounded to 8 bits, ``(pred.clamp(0, 1) * 255).round() / 255``, in its own channel
+space (RGB, or Y for a 1-channel model) as EDSR, BasicSR and the PSPL code do; Y computed
+from rounded RGB is not rounded again (EDSR/BasicSR). The target is used as given: the
+data's clean images are 8-bit already.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from lightrestore.metrics.image_quality import l1, l2, psnr, ssim
+from lightrestore.metrics.image_quality import l1, l2, psnr, quantize_8bit, ssim
 
 #: MATLAB ``rgb2ycbcr`` Y row for R, G, B in [0, 1], giving Y in [0, 255].
 Y_COEFFS = (65.481, 128.553, 24.966)
@@ -70,11 +75,15 @@ def ssim_y(pred: Tensor, target: Tensor, border: int = 0) -> Tensor:
 
 
 @torch.no_grad()
-def measure_y(pred: Tensor, target: Tensor, border: int = 0) -> dict[str, Tensor]:
+def measure_y(
+    pred: Tensor, target: Tensor, border: int = 0, quantize: bool = False
+) -> dict[str, Tensor]:
     """All per-image measures on the cropped Y: ``{"psnr", "ssim", "l1", "l2"}``, each ``(B,)``.
 
-    ``pred`` is clamped to [0, 1] first (as :func:`.image_quality.measure_all`); L1 and L2
-    are on the cropped Y in [0, 1] units.
+    ``pred`` is clamped to [0, 1] first (as :func:`.image_quality.measure_all`) and, with
+    ``quantize``, rounded to 8 bits before the Y conversion; a 1-channel ``pred``/``target``
+    is Y already. L1 and L2 are on the cropped Y in [0, 1] units.
     """
-    yp, yt = _y_cropped(pred.clamp(0.0, 1.0), target, border)
+    pred = quantize_8bit(pred) if quantize else pred.clamp(0.0, 1.0)
+    yp, yt = _y_cropped(pred, target, border)
     return {"psnr": psnr(yp, yt), "ssim": ssim(yp, yt), "l1": l1(yp, yt), "l2": l2(yp, yt)}

@@ -5,6 +5,15 @@ Finds every run folder below the given folders (``results.json``, or a
 by what differs between them (the curriculum for ODL's Table 1 sweep), and writes
 ``summary.md``, ``summary.csv`` and ``psnr_vs_level.png`` into the first folder (or
 ``--out``). Hydra multiruns call it at the end through :class:`MultirunSummary`.
+
+Seeds: runs whose labels differ only by a ``seed=<n>`` override (or, without differing
+overrides, whose results differ only in ``seed``) are one policy. When a policy has two
+seeds or more, its (task, protocol) table shows one row per policy: mean ± standard error
+over the seeds (SE = sample std / sqrt(n)) and ``n``, followed by a paired t-test of the
+per-seed mean PSNR over levels 1..N (each policy against ``ondemand`` when present, else
+every pair; same seed = same test pairs, checked through ``test_set.checksum``), and
+``summary_seeds.csv`` / ``summary_ttest.csv`` are written too. With one seed per policy
+the output is unchanged (one row per run, no t-test).
 """
 
 from __future__ import annotations
@@ -21,6 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lightrestore.reporting.significance import (
+    NEEDS_TWO,
+    PairingError,
+    check_same_test_pairs,
+    mean_se,
+    paired_ttest,
+)
 from lightrestore.storage.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -40,6 +56,7 @@ class Run:
     doc: dict[str, Any] | None
     overrides: list[str] = field(default_factory=list)
     label: str = ""
+    policy: str = ""  # the label without its seed: the runs of one policy over seeds
 
     @property
     def complete(self) -> bool:
@@ -55,6 +72,22 @@ class Run:
         """Runs are comparable in one table only with the same task and protocol (the
         metric space: all channels vs the Y channel with a border, ...)."""
         return self.task, str((self.doc or {}).get("protocol") or "")
+
+    @property
+    def seed(self) -> int | None:
+        """The run's seed: ``results.json``'s ``seed``, else its ``seed=<n>`` override."""
+        value = (self.doc or {}).get("seed")
+        if value is None:
+            value = next((o.partition("=")[2] for o in self.overrides if _is_seed(o)), None)
+        try:
+            return None if value is None else int(value)
+        except (TypeError, ValueError):
+            return None
+
+    @property
+    def checksum(self) -> str | None:
+        """The checksum of the run's (default) test set."""
+        return ((self.doc or {}).get("test_set") or {}).get("checksum")
 
 
 def _overrides(run_dir: Path) -> list[str]:
@@ -99,15 +132,20 @@ def _label(runs: list[Run]) -> None:
     for r in runs:
         differing = [o for o in r.overrides if o not in common and not o.startswith("paths.")]
         label = ",".join(_short(o, r.doc) for o in differing)
-        if not label and r.doc:
-            label = str(r.doc.get("curriculum") or r.doc.get("experiment") or "")
-        r.label = label or r.path.name
+        policy = ",".join(_short(o, r.doc) for o in differing if not _is_seed(o))
+        fallback = str(r.doc.get("curriculum") or r.doc.get("experiment") or "") if r.doc else ""
+        r.label = label or fallback or r.path.name
+        r.policy = policy or fallback or r.path.name
     seen: dict[str, int] = {}
     for r in runs:
         seen[r.label] = seen.get(r.label, 0) + 1
     for r in runs:
         if seen[r.label] > 1:
             r.label = f"{r.label} [{r.path.name}]"
+
+
+def _is_seed(override: str) -> bool:
+    return override.partition("=")[0].lstrip("+~") == "seed"
 
 
 def _short(override: str, doc: dict[str, Any] | None) -> str:
@@ -153,11 +191,26 @@ def summary_markdown(runs: Sequence[Run], title: str = "") -> str:
             lines += [f"## task: {task or 'unknown'}", "", f"Protocol: {protocol}", ""]
         variants = [None] + sorted({v for r in members for v in (r.doc.get("variants") or {})})
         heading = "###" if len(groups) > 1 else "##"
-        for variant in variants:
-            lines += _psnr_block(members, variant, heading)
-        for output in _extra_outputs(members):  # whatever else the methods scored
+        policies = seed_policies(members)
+        if not _over_seeds(policies):  # one seed per policy: one row per run
             for variant in variants:
-                lines += _psnr_block(members, variant, heading, output)
+                lines += _psnr_block(members, variant, heading)
+            lines += _missing_block(members, heading)  # inpainting / interpolation
+            for output in _extra_outputs(members):  # whatever else the methods scored
+                for variant in variants:
+                    lines += _psnr_block(members, variant, heading, output)
+            continue
+        lines += [
+            "Rows are policies: mean ± standard error over seeds (SE = sample std / sqrt(n), "
+            "n = number of seeds); every run's own values are in summary.csv.",
+            "",
+        ]
+        for variant in variants:
+            lines += _seed_block(policies, variant, heading)
+        for output in _extra_outputs(members):
+            for variant in variants:
+                lines += _seed_block(policies, variant, heading, output)
+        lines += _ttest_block(policies, heading)
     missing = [r for r in runs if not r.complete]
     if missing:
         lines += ["Incomplete runs (no results.json):", ""]
@@ -210,6 +263,275 @@ def _psnr_block(
     return out + [""]
 
 
+def _missing_block(runs: Sequence[Run], heading: str = "##") -> list[str]:
+    """PSNR over the missing region only (inpainting / interpolation: DL-Net's Table 2
+    protocol), per level, on the default test set; nothing for other tasks."""
+    rows = {r.label: {int(lv): _num(row["missing_psnr"]) for lv, row in _levels(r.doc).items()
+                      if "missing_psnr" in row} for r in runs}  # fmt: skip
+    rows = {label: values for label, values in rows.items() if values}
+    if not rows:
+        return []
+    levels = sorted({lv for values in rows.values() for lv in values})
+    extra = runs[0].doc.get("extra_level")
+    train = [lv for lv in levels if lv != extra]
+    head = ["run"] + [f"L{lv}" + (" (extra)" if lv == extra else "") for lv in levels] + ["mean 1-N"]
+    out = [f"{heading} PSNR (dB) over the missing region only, test set", "",
+           "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]  # fmt: skip
+    for label, values in rows.items():
+        tp = [values[lv] for lv in train if lv in values]
+        cells = [label] + [f"{values[lv]:.2f}" if lv in values else "" for lv in levels]
+        cells.append(f"{sum(tp) / len(tp):.2f}" if tp else "")
+        out.append("| " + " | ".join(cells) + " |")
+    return out + [""]
+
+
+@dataclass
+class Policy:
+    """The runs of one policy over seeds (sorted by seed)."""
+
+    name: str
+    runs: list[Run]
+
+    @property
+    def seeds(self) -> list[int | None]:
+        return [r.seed for r in self.runs]
+
+
+def seed_policies(runs: Sequence[Run]) -> list[Policy]:
+    """Complete runs of one (task, protocol) group as policies over seeds, in order of
+    first appearance: runs with the same :attr:`Run.policy` (and the same experiment,
+    curriculum, model, method and optimiser in results.json) and distinct seeds. Runs that
+    cannot be told apart by their seed (a seed missing or repeated) stay one row each."""
+    keyed: dict[tuple[Any, ...], list[Run]] = {}
+    for r in runs:
+        doc = r.doc or {}
+        sig = tuple(str(doc.get(k)) for k in ("experiment", "curriculum", "model", "method", "optimizer"))  # fmt: skip
+        keyed.setdefault((r.policy, sig), []).append(r)
+    names: dict[str, int] = {}
+    for name, _ in keyed:
+        names[name] = names.get(name, 0) + 1
+    out: list[Policy] = []
+    for (name, _), members in keyed.items():
+        seeds = [r.seed for r in members]
+        if len(members) > 1 and (None in seeds or len(set(seeds)) < len(seeds) or names[name] > 1):
+            out += [Policy(r.label, [r]) for r in members]
+        else:
+            label = name if len(members) > 1 or names[name] == 1 else members[0].label
+            out.append(Policy(label, sorted(members, key=lambda r: r.seed or 0)))
+    return out
+
+
+def _over_seeds(policies: Sequence[Policy]) -> bool:
+    return any(len(p.runs) > 1 for p in policies)
+
+
+def _train_mean(run: Run, metric: str = "psnr", variant: str | None = None,
+                output: str = "restored") -> float | None:  # fmt: skip
+    """The run's mean of ``metric`` over the training levels 1..N (not the extra level)."""
+    rows = _levels(run.doc, variant, output)
+    extra = run.doc.get("extra_level")
+    values = [_num(row[metric]) for lv, row in rows.items() if int(lv) != extra]
+    return sum(values) / len(values) if values else None
+
+
+def _pm(values: Sequence[float], digits: int = 2) -> str:
+    """``mean ± SE`` (just the value for one seed; empty for none)."""
+    if not values:
+        return ""
+    mean, se = mean_se(values)
+    return f"{mean:.{digits}f}" if len(values) < 2 else f"{mean:.{digits}f} ± {se:.{digits}f}"
+
+
+def _seed_block(
+    policies: Sequence[Policy], variant: str | None, heading: str = "##", output: str = "restored"
+) -> list[str]:
+    """The PSNR block with one row per policy: mean ± SE over its seeds, and n."""
+    runs = [r for p in policies for r in p.runs]
+    levels = sorted({int(lv) for r in runs for lv in _levels(r.doc, variant, output)})
+    if not levels:
+        return []
+    extra = runs[0].doc.get("extra_level")
+    train = [lv for lv in levels if lv != extra]
+    name = "test set" if variant is None else f"test variant: {variant}"
+    if output != "restored":
+        name = f"output {output}, {name}"
+    head = ["run"] + [f"L{lv}" + (" (extra)" if lv == extra else "") for lv in levels]
+    head += ["mean 1-N", "spread 1-N", "SSIM mean", "SSIM extra", "images", "n"]
+    out = [f"{heading} PSNR (dB) per level, {name} (mean ± SE over seeds)", ""]
+    out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for p in policies:
+        tables = [_levels(r.doc, variant, output) for r in p.runs]
+        present = [(r, t) for r, t in zip(p.runs, tables) if t]
+        if not present:
+            continue
+        per_level = {lv: [_num(t[str(lv)]["psnr"]) for _, t in present if str(lv) in t] for lv in levels}  # fmt: skip
+        means, spreads, ssims, ssim_extra = [], [], [], []
+        for _, t in present:
+            tp = [_num(t[str(lv)]["psnr"]) for lv in train if str(lv) in t]
+            ts = [_num(t[str(lv)]["ssim"]) for lv in train if str(lv) in t]
+            if tp:
+                means.append(sum(tp) / len(tp))
+                spreads.append(max(tp) - min(tp) if all(map(math.isfinite, tp)) else math.nan)
+            if ts:
+                ssims.append(sum(ts) / len(ts))
+            if str(extra) in t:
+                ssim_extra.append(_num(t[str(extra)]["ssim"]))
+        images = sorted({str(_images(r)) for r, _ in present})
+        cells = [p.name] + [_pm(per_level[lv]) for lv in levels]
+        cells += [_pm(means), f"{sum(spreads) / len(spreads):.2f}" if spreads else ""]
+        cells += [f"{sum(ssims) / len(ssims):.4f}" if ssims else ""]
+        cells += [f"{sum(ssim_extra) / len(ssim_extra):.4f}" if ssim_extra else ""]
+        cells += ["/".join(images), str(len(present))]
+        out.append("| " + " | ".join(cells) + " |")
+    return out + [""]
+
+
+@dataclass
+class PairRow:
+    """One paired comparison: a test per level (``"mean"``: the mean over levels 1..N)
+    or, when the runs' test pairs differ, the reason it was refused."""
+
+    a: Policy
+    b: Policy
+    tests: dict[str, Any] = field(default_factory=dict)
+    refused: str = ""
+
+
+def _reference(policies: Sequence[Policy]) -> Policy | None:
+    named = [p for p in policies if p.name == "ondemand"]
+    if len(named) == 1:
+        return named[0]
+    trained = [p for p in policies if all(r.doc.get("curriculum") == "ondemand" for r in p.runs)]
+    return trained[0] if len(trained) == 1 else None
+
+
+def paired_comparisons(policies: Sequence[Policy]) -> list[PairRow]:
+    """Paired t-tests over seeds: each policy against ``ondemand`` when one policy is
+    ondemand, else every pair. Pairs are the per-seed values of the default test set
+    (per level, and the mean over training levels 1..N); a pair whose runs of one seed
+    have different test-set checksums is refused (not the same test pairs)."""
+    ref = _reference(policies)
+    if ref is not None:
+        pairs = [(ref, p) for p in policies if p is not ref]
+    else:
+        pairs = [(a, b) for i, a in enumerate(policies) for b in policies[i + 1 :]]
+    rows = []
+    for a, b in pairs:
+        row = PairRow(a, b)
+        ra = {r.seed: r for r in a.runs if r.seed is not None}
+        rb = {r.seed: r for r in b.runs if r.seed is not None}
+        try:
+            check_same_test_pairs({s: r.checksum for s, r in ra.items()},
+                                  {s: r.checksum for s, r in rb.items()}, (a.name, b.name))  # fmt: skip
+        except PairingError as e:
+            row.refused = str(e)
+            rows.append(row)
+            continue
+        row.tests["mean"] = paired_ttest(
+            {s: v for s, r in ra.items() if (v := _train_mean(r)) is not None},
+            {s: v for s, r in rb.items() if (v := _train_mean(r)) is not None},
+        )
+        levels = sorted({int(lv) for r in [*ra.values(), *rb.values()] for lv in _levels(r.doc)})
+        for lv in levels:
+            va = {s: _num(t[str(lv)]["psnr"]) for s, r in ra.items() if str(lv) in (t := _levels(r.doc))}  # fmt: skip
+            vb = {s: _num(t[str(lv)]["psnr"]) for s, r in rb.items() if str(lv) in (t := _levels(r.doc))}  # fmt: skip
+            row.tests[str(lv)] = paired_ttest(va, vb)
+        rows.append(row)
+    return rows
+
+
+def _ttest_block(policies: Sequence[Policy], heading: str = "##") -> list[str]:
+    rows = paired_comparisons(policies)
+    if not rows:
+        return []
+    against = "each policy against ondemand" if _reference(policies) else "every pair of policies"
+    out = [
+        f"{heading} Paired t-test (per seed, mean PSNR levels 1..N)",
+        "",
+        "What is paired: seeds. The seed fixes the evaluation set, so for each seed both "
+        "policies were scored on the same test pairs (test-set checksums checked per seed); "
+        "the pairs are the per-seed mean PSNR over training levels 1..N, tested with a "
+        f"two-sided scipy.stats.ttest_rel; {against}. Per-level tests: summary_ttest.csv. "
+        "ODL's protocol is 20 trials and a paired t-test.",
+        "",
+        "| policy A | policy B | n seeds | mean A − B (dB) ± SE | t | p |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        if row.refused:
+            out.append(f"| {row.a.name} | {row.b.name} | | refused: {row.refused} | | |")
+            continue
+        t = row.tests["mean"]
+        diff = _pm_stats(t.mean_diff, t.se_diff, t.n)
+        if t.p is None:
+            out.append(f"| {row.a.name} | {row.b.name} | {t.n} | {diff} | n/a | {NEEDS_TWO} |")
+        else:
+            out.append(f"| {row.a.name} | {row.b.name} | {t.n} | {diff} | {t.t:.3f} | {t.p:.4g} |")
+    return out + [""]
+
+
+def _pm_stats(mean: float, se: float, n: int) -> str:
+    if n == 0:
+        return ""
+    return f"{mean:.2f}" if n < 2 else f"{mean:.2f} ± {se:.2f}"
+
+
+def summary_seeds_csv(runs: Sequence[Run]) -> str:
+    """Per policy (over seeds): policy, task, variant, output, level (``mean_1-N`` for the
+    mean over the training levels), extra, n, seeds, then mean and SE of every metric."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["policy", "task", "variant", "output", "level", "extra", "n", "seeds",
+                *(f"{m}_{s}" for m in METRICS for s in ("mean", "se"))])  # fmt: skip
+    for (task, _), members in groups_of([r for r in runs if r.complete]).items():
+        for p in seed_policies(members):
+            doc0 = p.runs[0].doc
+            variants = [None, *sorted({v for r in p.runs for v in (r.doc.get("variants") or {})})]
+            outputs = ["restored", *sorted({o for r in p.runs for o in (r.doc.get("outputs") or {})})]  # fmt: skip
+            for output in outputs:
+                for variant in variants:
+                    tables = [(r, _levels(r.doc, variant, output)) for r in p.runs]
+                    tables = [(r, t) for r, t in tables if t]
+                    levels = sorted({int(lv) for _, t in tables for lv in t})
+                    for lv in [*levels, "mean_1-N"]:
+                        if lv == "mean_1-N":
+                            vals = {m: [v for r, _ in tables if (v := _train_mean(r, m, variant, output)) is not None] for m in METRICS}  # fmt: skip
+                            used, extra = [r for r, _ in tables], ""
+                        else:
+                            used = [r for r, t in tables if str(lv) in t]
+                            vals = {m: [_num(_levels(r.doc, variant, output)[str(lv)][m]) for r in used] for m in METRICS}  # fmt: skip
+                            extra = int(lv == doc0.get("extra_level"))
+                        if not used:
+                            continue
+                        stats = [x for m in METRICS for x in mean_se(vals[m])]
+                        seeds = " ".join(str(r.seed) for r in used)
+                        w.writerow([p.name, task, variant or "default", output, lv, extra,
+                                    len(vals["psnr"]), seeds, *stats])  # fmt: skip
+    return buf.getvalue()
+
+
+def summary_ttest_csv(runs: Sequence[Run]) -> str:
+    """The paired t-tests: task, policy_a, policy_b, level (``mean_1-N``: the mean over
+    training levels), n, seeds, mean_diff (A - B), se_diff, t, p, note (why refused or
+    not computed)."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["task", "policy_a", "policy_b", "level", "n", "seeds", "mean_diff", "se_diff",
+                "t", "p", "note"])  # fmt: skip
+    for (task, _), members in groups_of([r for r in runs if r.complete]).items():
+        for row in paired_comparisons(seed_policies(members)):
+            if row.refused:
+                w.writerow([task, row.a.name, row.b.name, "", "", "", "", "", "", "", f"refused: {row.refused}"])  # fmt: skip
+                continue
+            order = sorted(row.tests, key=lambda lv: (lv == "mean", lv.zfill(4)))
+            for lv, t in ((lv, row.tests[lv]) for lv in order):
+                note = NEEDS_TWO if t.p is None else ""
+                w.writerow([task, row.a.name, row.b.name, "mean_1-N" if lv == "mean" else lv, t.n,
+                            " ".join(map(str, t.seeds)), t.mean_diff, t.se_diff,
+                            "" if t.t is None else t.t, "" if t.p is None else t.p, note])  # fmt: skip
+    return buf.getvalue()
+
+
 def _images(run: Run) -> int | str:
     """Training images the run saw (from its allocation.csv), for the equal-budget check."""
     f = run.path / "allocation.csv"
@@ -260,11 +582,23 @@ def write_summary(
     atomic_write_text(out_dir / "summary.csv", summary_csv(runs))
     done = [r for r in runs if r.complete]
     groups = groups_of(done)
+    if any(_over_seeds(seed_policies(members)) for members in groups.values()):
+        atomic_write_text(out_dir / "summary_seeds.csv", summary_seeds_csv(runs))
+        atomic_write_text(out_dir / "summary_ttest.csv", summary_ttest_csv(runs))
     from lightrestore.reporting.plotting import plot_psnr_vs_level
 
     for i, ((task, _), members) in enumerate(groups.items()):
         curves = {r.label: {lv: _num(row["psnr"]) for lv, row in _levels(r.doc).items()}
                   for r in members}  # fmt: skip
+        policies = seed_policies(members)
+        if _over_seeds(policies):  # one curve per policy: the mean over its seeds
+            curves = {}
+            for p in policies:
+                tables = [_levels(r.doc) for r in p.runs]
+                lvs = sorted({lv for t in tables for lv in t}, key=int)
+                curves[f"{p.name} (n={len(p.runs)})"] = {
+                    lv: mean_se([_num(t[lv]["psnr"]) for t in tables if lv in t])[0] for lv in lvs
+                }
         name, heading = "psnr_vs_level.png", title
         if len(groups) > 1:  # one plot per task (and protocol)
             name, heading = f"psnr_vs_level_{i + 1}_{task or 'unknown'}.png", f"{title}: {task}"

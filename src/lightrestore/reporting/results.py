@@ -16,6 +16,8 @@ from lightrestore.degradations.base import Ladder
 from lightrestore.storage.atomic import atomic_write_json, atomic_write_text
 
 METRICS = ("psnr", "ssim", "l1", "l2")
+#: inpainting / interpolation: the missing region only (DL-Net's Table 2 protocol)
+REGION_METRICS = ("missing_psnr", "missing_l1", "missing_l2")
 
 PROTOCOL = (
     "Fixed seeded pairs per level generated on the CPU (same clean patches at every level); "
@@ -40,12 +42,16 @@ def level_table(
     for lv in sorted(metrics):
         row: dict[str, Any] = {"range": ladder.describe(lv), "extra": lv == ladder.extra_level}
         row.update({m: float(metrics[lv][m]) for m in METRICS})
+        row.update({m: float(metrics[lv][m]) for m in REGION_METRICS if m in metrics[lv]})
         row["count"] = int(metrics[lv]["count"])
         if input_metrics and lv in input_metrics:
             row["input_psnr"] = float(input_metrics[lv]["psnr"])
         levels[str(lv)] = row
     train = sorted(lv for lv in metrics if lv <= ladder.n_levels)
     mean = {m: sum(float(metrics[lv][m]) for lv in train) / len(train) for m in METRICS}
+    for m in REGION_METRICS:
+        if train and all(m in metrics[lv] for lv in train):
+            mean[m] = sum(float(metrics[lv][m]) for lv in train) / len(train)
     return {"levels": levels, "mean_train_levels": mean if train else {}, "train_levels": train}
 
 
@@ -108,8 +114,10 @@ def build_results(
 
 def _table(doc: Mapping[str, Any]) -> list[str]:
     has_input = any("input_psnr" in r for r in doc["levels"].values())
+    has_missing = any("missing_psnr" in r for r in doc["levels"].values())
     head = ["level", "range", "PSNR", "SSIM", "L1", "L2", "count"]
     head += ["input PSNR"] if has_input else []
+    head += ["PSNR missing", "L1 missing"] if has_missing else []
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for lv, r in doc["levels"].items():
         name = f"{lv} (extra)" if r.get("extra") else lv
@@ -117,6 +125,8 @@ def _table(doc: Mapping[str, Any]) -> list[str]:
                  f"{r['l2']:.5f}", str(r["count"])]  # fmt: skip
         if has_input:
             cells.append(f"{r['input_psnr']:.2f}" if "input_psnr" in r else "")
+        if has_missing:
+            cells += [f"{r['missing_psnr']:.2f}", f"{r['missing_l1']:.4f}"] if "missing_psnr" in r else ["", ""]
         lines.append("| " + " | ".join(cells) + " |")
     m = doc.get("mean_train_levels") or {}
     if m:
@@ -124,6 +134,8 @@ def _table(doc: Mapping[str, Any]) -> list[str]:
         span = f"{tl[0]}-{tl[-1]}" if tl else ""
         cells = [f"mean {span}", "", f"{m['psnr']:.2f}", f"{m['ssim']:.4f}", f"{m['l1']:.4f}",
                  f"{m['l2']:.5f}", ""] + ([""] if has_input else [])  # fmt: skip
+        if has_missing:
+            cells += [f"{m['missing_psnr']:.2f}", f"{m['missing_l1']:.4f}"] if "missing_psnr" in m else ["", ""]
         lines.append("| " + " | ".join(cells) + " |")
     checksum = (doc.get("test_set") or {}).get("checksum")
     if checksum:
@@ -142,15 +154,60 @@ def results_markdown(doc: Mapping[str, Any], title: str | None = None) -> str:
         if output == "input":  # already the table's input PSNR column
             continue
         for test_set, table in by_set.items():
-            lines += ["", f"#### output: {output} (test set: {test_set})", ""] + _table(table)
-    return "\n".join(lines) + "\n"
+            lines += ["", f"#### output: {output} ({test_set} test set)", ""] + _table(table)
+    verdict = verdict_lines(doc)
+    return "\n".join(lines + ([""] + verdict if verdict else [])) + "\n"
+
+
+def _mean_psnr(table: Mapping[str, Any]) -> float | None:
+    mean = table.get("mean_train_levels") or {}
+    return float(mean["psnr"]) if mean.get("psnr") is not None else None
+
+
+def verdict_lines(doc: Mapping[str, Any]) -> list[str]:
+    """What a reader needs beside the tables: which outputs beat the corrupted input
+    (mean PSNR over the training levels, and per level), and how far the training budget
+    is from the paper's (``doc["paper_budget"]``: ``steps``, ``batch_size``, ``what``)."""
+    out: list[str] = []
+    inputs = (doc.get("outputs") or {}).get("input", {}).get("default")
+    base = _mean_psnr(inputs) if inputs else None
+    if base is not None:
+        tables = {"restored": doc}
+        tables.update({o: t["default"] for o, t in (doc.get("outputs") or {}).items()
+                       if o != "input" and "default" in t})  # fmt: skip
+        parts = []
+        for name, table in tables.items():
+            mean = _mean_psnr(table)
+            if mean is None:
+                continue
+            ahead = [lv for lv, r in table["levels"].items()
+                     if r.get("psnr") is not None and lv in inputs["levels"]
+                     and r["psnr"] > (inputs["levels"][lv].get("psnr") or float("inf"))]  # fmt: skip
+            levels = ", ".join(ahead) if ahead else "none"
+            word = "better than" if mean > base else "not yet better than"
+            parts.append(f"{name} {mean:.2f} dB ({mean - base:+.2f}: {word} the input; "
+                         f"ahead of the input at levels: {levels})")  # fmt: skip
+        tl = doc.get("train_levels") or []
+        span = f"{tl[0]}-{tl[-1]}" if tl else ""
+        out.append(f"Against the corrupted input ({base:.2f} dB, mean PSNR of levels {span}): "
+                   + "; ".join(parts) + ".")  # fmt: skip
+    budget, steps, batch = doc.get("paper_budget"), doc.get("global_step"), doc.get("batch_size")
+    if budget and steps and batch:
+        paper = int(budget["steps"]) * int(budget["batch_size"])
+        out.append(
+            f"Training budget: {steps:,} optimisation steps of batch {batch} ({steps * batch:,} "
+            f"images), {100 * steps * batch / paper:.3g} % of the paper's {int(budget['steps']):,} "
+            f"steps of batch {budget['batch_size']} ({budget.get('what', '')})."
+        )
+    return out
 
 
 def results_csv(doc: Mapping[str, Any]) -> str:
     """One row per (test set, output, level): ``restored`` first, then the other outputs."""
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["variant", "output", "level", "range", "extra", *METRICS, "count", "input_psnr"])
+    w.writerow(["variant", "output", "level", "range", "extra", *METRICS, "count", "input_psnr",
+                *REGION_METRICS])  # fmt: skip
     tables = [(v, "restored", t) for v, t in {"default": doc, **(doc.get("variants") or {})}.items()]
     for output, by_set in (doc.get("outputs") or {}).items():
         tables += [(v, output, t) for v, t in by_set.items()]
@@ -159,7 +216,8 @@ def results_csv(doc: Mapping[str, Any]) -> str:
             extra = int(bool(r.get("extra")))
             values = [r[m] for m in METRICS]
             inp = r.get("input_psnr", "")
-            w.writerow([variant, output, lv, r["range"], extra, *values, r["count"], inp])
+            region = [r.get(m, "") for m in REGION_METRICS]
+            w.writerow([variant, output, lv, r["range"], extra, *values, r["count"], inp, *region])
     return buf.getvalue()
 
 

@@ -4,8 +4,9 @@ An :class:`ImageSource` hands out one :class:`ImageList` per split. An image lis
 read-only sequence of uint8 ``(C, H, W)`` tensors (values in [0, 255], ``C`` = the
 source's ``channels``) with stable ``names`` and cheap ``sizes()``.
 
-* :class:`EmbeddedSource`: scikit-image's bundled photographs (no files, no download),
-  split by image, decoded once per process and kept in memory.
+* :class:`EmbeddedSource`: scikit-image's (and matplotlib's) bundled photographs (no
+  files, no download), each cut into disjoint train / val / test regions separated by a
+  guard band, decoded once per process and kept in memory.
 * :class:`FolderSource`: any folder tree of image files, decoded lazily; the split
   comes from list files, a CelebA-style partition file, ``train/ val/ test/``
   subfolders, fixed counts in sorted order, or seeded random fractions.
@@ -17,7 +18,7 @@ keeps working, e.g. in the ``_target_`` of a saved run's config):
 
 * :mod:`.base`: the contract: :data:`SPLITS`, :func:`check_split`, :class:`ImageSource`.
 * :mod:`.image_list`: :class:`ImageList` and its in-memory / file-backed kinds.
-* :mod:`.embedded`: :class:`EmbeddedSource` and its fixed photo split.
+* :mod:`.embedded`: :class:`EmbeddedSource`, its photo lists and region layout.
 * :mod:`.folder_scan`: listing a folder's image files, reading headers, list files.
 * :mod:`.splits`: the folder split rules' parameters, :func:`fraction_sizes`, the
   partition file format.
@@ -47,18 +48,19 @@ the task's synthetic degradation) belongs to the training / evaluation sets, not
 
 from lightrestore.data.sources.base import SPLITS, ImageSource, check_split
 from lightrestore.data.sources.embedded import (
-    EMBEDDED_COLOUR_SPLITS,
-    EMBEDDED_GREY_EXTRA,
+    EMBEDDED_COLOUR_PHOTOS,
+    EMBEDDED_GREY_PHOTOS,
     EmbeddedSource,
     embedded_photo_names,
+    region_boxes,
 )
 from lightrestore.data.sources.folder import FolderSource, SkippedImagesWarning
 from lightrestore.data.sources.image_list import FileImageList, ImageList, TensorImageList
 from lightrestore.data.sources.splits import fraction_sizes
 
 __all__ = [
-    "EMBEDDED_COLOUR_SPLITS",
-    "EMBEDDED_GREY_EXTRA",
+    "EMBEDDED_COLOUR_PHOTOS",
+    "EMBEDDED_GREY_PHOTOS",
     "SPLITS",
     "EmbeddedSource",
     "FileImageList",
@@ -70,4 +72,5 @@ __all__ = [
     "check_split",
     "embedded_photo_names",
     "fraction_sizes",
+    "region_boxes",
 ]
