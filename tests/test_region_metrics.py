@@ -138,3 +138,16 @@ def test_report_shows_the_missing_region_psnr(tmp_path):
     assert "## PSNR (dB) over the missing region only, test set" in md
     cells = [f"{doc['levels'][str(lv)]['missing_psnr']:.2f}" for lv in range(1, 7)]
     assert any(" | ".join(cells) in line for line in md.splitlines())
+
+
+def test_protocol_states_the_region_split_and_the_y_channel(tmp_path):
+    from lightrestore.reporting.results import data_protocol
+
+    regions = {"source": {"split_mode": "regions", "fractions": [0.7, 0.15, 0.15], "guard": 65}}
+    text = data_protocol(regions)
+    assert "disjoint regions of each photo" in text and "[0.7, 0.15, 0.15]" in text and "65 px" in text
+    assert "rgb2ycbcr" in data_protocol({**regions, "colour": "ycbcr_y"})
+    assert data_protocol({"source": {"split_mode": "folder"}}) == ""
+    run(compose_cfg(tmp_path, "experiment=rigid_joint_deblur", "trainer.max_epochs=1"))
+    doc = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert "disjoint regions of each photo" in doc["protocol"]

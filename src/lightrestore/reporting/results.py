@@ -108,8 +108,29 @@ def build_results(
             }
     if named:
         doc["outputs"] = named
-    doc["protocol"] = PROTOCOL.format(space=space)
+    doc["protocol"] = PROTOCOL.format(space=space) + data_protocol(doc.get("data"))
     return doc
+
+
+def data_protocol(data: Mapping[str, Any] | None) -> str:
+    """What the data description adds to the protocol: the embedded photos' region split
+    and a colour conversion (Y-channel SR models), as sentences ('' when neither)."""
+    if not isinstance(data, Mapping):
+        return ""
+    out = ""
+    source = data.get("source") or {}
+    if source.get("split_mode") == "regions":
+        out += (
+            " Every embedded photo contributes to every split: disjoint regions of each photo "
+            f"(train / val / test shares {source.get('fractions')}) separated by a guard band "
+            f"of {source.get('guard')} px, wider than a crop."
+        )
+    if data.get("colour") == "ycbcr_y":
+        out += (
+            " Images are the BT.601 studio-range Y of the RGB images (MATLAB rgb2ycbcr, uint8) "
+            "for training and testing: a Y-channel model."
+        )
+    return out
 
 
 def _table(doc: Mapping[str, Any]) -> list[str]:
