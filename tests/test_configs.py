@@ -47,6 +47,7 @@ def test_experiment_composes_and_instantiates(tmp_path, experiment):
         "rigid_joint": FixedWeightsPolicy,
         "fixated": FixatedPolicy,
         "sr": FixedWeightsPolicy,
+        "dlnet": FixedWeightsPolicy,
     }
     assert isinstance(policy[0], next(v for k, v in expected.items() if experiment.startswith(k)))
     # the model restores the degraded version of a training patch to the patch's shape

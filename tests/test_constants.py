@@ -166,7 +166,8 @@ SR_LOSS = {"srcnn": "l2", "vdsr": "l2", "drrn": "l2", "lapsrn": "charbonnier", "
 HARD_MINING_K, HARD_MINING_B = 10, 100
 
 EXPERIMENTS = sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml"))
-ODL_EXPERIMENTS = [e for e in EXPERIMENTS if not e.startswith("sr_")]
+#: the On-Demand Learning paper's experiments (not DL-Net's or the SR ones)
+ODL_EXPERIMENTS = [e for e in EXPERIMENTS if e.startswith(("ondemand_", "rigid_joint_", "fixated_"))]
 SR_EXPERIMENTS = [e for e in EXPERIMENTS if e.startswith("sr_")]
 
 
