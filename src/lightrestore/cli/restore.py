@@ -163,7 +163,7 @@ def _load_method(cfg: Any, device: Any) -> tuple[Any, int]:
     return method, int(channels or ckpt["lightrestore"]["config"]["task"]["channels"])
 
 
-def _restorer(method: Any) -> Any:
+def restorer(method: Any) -> Any:
     """``x -> method.restore(batch of x)``: the whole method, e.g. DL-Net's inner loop."""
     from lightrestore.data.batch import RestorationBatch
 
@@ -255,7 +255,7 @@ def _restore_all(
     written: list[Path] = []
     skipped: list[str] = []
     warned_grey = False
-    model = _restorer(method)
+    model = restorer(method)
     grad_free = torch.no_grad() if method.needs_grad_at_eval else torch.inference_mode()
     bar = tqdm(jobs, unit="image", file=sys.stderr, disable=True if single else None)
     with bar, logging_redirect_tqdm() if not bar.disable else nullcontext(), grad_free:

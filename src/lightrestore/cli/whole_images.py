@@ -44,7 +44,7 @@ def corrupt_whole(degradation: Any, image: torch.Tensor, severity: float, seed: 
 def evaluate_whole_images(cfg: Any, method: Any, degradation: Any) -> dict[str, Any]:
     """Score ``method`` on every image of ``cfg.whole_images`` at every ``cfg.severities``;
     writes the tables into ``cfg.paths.output_dir`` and returns the document."""
-    from lightrestore.data.batch import RestorationBatch
+    from lightrestore.cli.restore import restorer
     from lightrestore.inference.image_files import UnreadableImage, list_inputs, read_source
     from lightrestore.inference.tiling import restore_tiled
     from lightrestore.metrics.image_quality import psnr, ssim
@@ -62,9 +62,7 @@ def evaluate_whole_images(cfg: Any, method: Any, degradation: Any) -> dict[str, 
     if tile and not 1 <= stride <= int(tile):
         raise ConfigError(f"tile_stride={stride} is invalid: give tile_stride=<1..{tile}>")
 
-    def fn(x: torch.Tensor) -> torch.Tensor:
-        return method.restore(RestorationBatch.of_degraded(x))
-
+    fn = restorer(method)
     rows = []
     grad = torch.no_grad() if method.needs_grad_at_eval else torch.inference_mode()
     with grad:

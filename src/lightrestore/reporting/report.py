@@ -226,6 +226,21 @@ def groups_of(runs: Sequence[Run]) -> dict[tuple[str, str], list[Run]]:
     return groups
 
 
+def _table_head(
+    levels: list[int], extra: int | None, title: str, columns: Sequence[str]
+) -> list[str]:
+    """A block's title line and its table header: ``run``, one column per level (the extra
+    level marked), then ``columns``."""
+    head = ["run"] + [f"L{lv}" + (" (extra)" if lv == extra else "") for lv in levels]
+    head += list(columns)
+    return [title, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+
+def _block_name(variant: str | None, output: str) -> str:
+    name = "test set" if variant is None else f"test variant: {variant}"
+    return name if output == "restored" else f"output {output}, {name}"
+
+
 def _psnr_block(
     runs: Sequence[Run], variant: str | None, heading: str = "##", output: str = "restored"
 ) -> list[str]:
@@ -234,13 +249,8 @@ def _psnr_block(
         return []
     extra = runs[0].doc.get("extra_level")
     train = [lv for lv in levels if lv != extra]
-    name = "test set" if variant is None else f"test variant: {variant}"
-    if output != "restored":
-        name = f"output {output}, {name}"
-    head = ["run"] + [f"L{lv}" + (" (extra)" if lv == extra else "") for lv in levels]
-    head += ["mean 1-N", "spread 1-N", "SSIM mean", "SSIM extra", "images"]
-    out = [f"{heading} PSNR (dB) per level, {name}", "", "| " + " | ".join(head) + " |"]
-    out.append("|" + "---|" * len(head))
+    out = _table_head(levels, extra, f"{heading} PSNR (dB) per level, {_block_name(variant, output)}",
+                      ["mean 1-N", "spread 1-N", "SSIM mean", "SSIM extra", "images"])  # fmt: skip
     for r in runs:
         rows = _levels(r.doc, variant, output)
         if not rows:
@@ -274,9 +284,8 @@ def _missing_block(runs: Sequence[Run], heading: str = "##") -> list[str]:
     levels = sorted({lv for values in rows.values() for lv in values})
     extra = runs[0].doc.get("extra_level")
     train = [lv for lv in levels if lv != extra]
-    head = ["run"] + [f"L{lv}" + (" (extra)" if lv == extra else "") for lv in levels] + ["mean 1-N"]
-    out = [f"{heading} PSNR (dB) over the missing region only, test set", "",
-           "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]  # fmt: skip
+    out = _table_head(levels, extra, f"{heading} PSNR (dB) over the missing region only, test set",
+                      ["mean 1-N"])  # fmt: skip
     for label, values in rows.items():
         tp = [values[lv] for lv in train if lv in values]
         cells = [label] + [f"{values[lv]:.2f}" if lv in values else "" for lv in levels]
@@ -352,13 +361,9 @@ def _seed_block(
         return []
     extra = runs[0].doc.get("extra_level")
     train = [lv for lv in levels if lv != extra]
-    name = "test set" if variant is None else f"test variant: {variant}"
-    if output != "restored":
-        name = f"output {output}, {name}"
-    head = ["run"] + [f"L{lv}" + (" (extra)" if lv == extra else "") for lv in levels]
-    head += ["mean 1-N", "spread 1-N", "SSIM mean", "SSIM extra", "images", "n"]
-    out = [f"{heading} PSNR (dB) per level, {name} (mean ± SE over seeds)", ""]
-    out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    title = f"{heading} PSNR (dB) per level, {_block_name(variant, output)} (mean ± SE over seeds)"
+    out = _table_head(levels, extra, title,
+                      ["mean 1-N", "spread 1-N", "SSIM mean", "SSIM extra", "images", "n"])  # fmt: skip
     for p in policies:
         tables = [_levels(r.doc, variant, output) for r in p.runs]
         present = [(r, t) for r, t in zip(p.runs, tables) if t]
