@@ -23,6 +23,11 @@ def test_expected_experiments_exist():
     for task in ("inpaint", "interp", "deblur", "denoise"):
         for prefix in ("ondemand", "rigid_joint", "fixated_easy", "fixated_hard"):
             assert f"{prefix}_{task}" in EXPERIMENTS
+    for task in ("inpaint", "interp"):
+        for suffix in ("", "_default", "_joint", "_naive", "_multitask"):
+            assert f"dlnet_{task}{suffix}" in EXPERIMENTS
+    for model in ("vdsr", "drrn", "idn"):
+        assert all(f"dlnet_sr_{model}_x{s}" in EXPERIMENTS for s in (2, 3, 4))
     for model in ("srcnn", "vdsr", "drrn", "lapsrn", "edsr"):
         for scale in (2, 3, 4):
             assert (
@@ -49,6 +54,8 @@ def test_experiment_composes_and_instantiates(tmp_path, experiment):
         "sr": FixedWeightsPolicy,
         "dlnet": FixedWeightsPolicy,
     }
+    if experiment.startswith("dlnet") and experiment.endswith("_default"):
+        expected = {"dlnet": FixatedPolicy}  # DL-Net's single-setting reference
     assert isinstance(policy[0], next(v for k, v in expected.items() if experiment.startswith(k)))
     # the model restores the degraded version of a training patch to the patch's shape
     c, s = cfg.task.channels, dm.crop_size

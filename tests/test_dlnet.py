@@ -145,3 +145,19 @@ def test_configs_and_the_builder(tmp_path):
     assert objs["trainer"].test_loop.inference_mode is False  # gradients on z at evaluation
     with pytest.raises(ConfigError, match="split into features"):
         DLNet(nn.Conv2d(3, 3, 1), PixelLoss(), optimizer=torch.optim.SGD)
+
+
+def test_in_place_adam_equals_the_differentiable_step():
+    from lightrestore.methods.dlnet import adam_step, adam_step_
+
+    g = torch.Generator().manual_seed(3)
+    z, m, v = (torch.randn(2, 4, 5, 5, generator=g, dtype=torch.float64) for _ in range(3))
+    v = v.abs()
+    for t in (1, 4):
+        grad = torch.randn(2, 4, 5, 5, generator=g, dtype=torch.float64)
+        ref = adam_step(z, grad, m, v, t, 1e-2)
+        z2, m2, v2 = z.clone(), m.clone(), v.clone()
+        adam_step_(z2, grad, m2, v2, t, 1e-2)
+        for a, b in zip(ref, (z2, m2, v2)):
+            assert torch.allclose(a, b, rtol=1e-12, atol=1e-15)
+        z, m, v = ref

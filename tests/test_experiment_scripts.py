@@ -36,3 +36,21 @@ def test_pspl_convergence_script(tmp_path):
     md = (tmp_path / "conv" / "convergence.md").read_text()
     assert "| sr_edsr_x2 |" in md and "| sr_edsr_x2_pspl" in md
     assert (tmp_path / "conv" / "convergence.png").is_file()
+
+
+@pytest.mark.slow
+def test_dlnet_tables_script(tmp_path):
+    """The reference, then every method fine-tuned from it, then the settings table."""
+    out = _script("dlnet_tables.sh", "interp", "debug=smoke", f"paths.log_dir={tmp_path}",
+                  "data.test_per_image=1", env={"EPOCHS": "1"}, cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    sweep = next((tmp_path / "dlnet_tables_interp" / "multiruns").iterdir())
+    md = (sweep / "summary.md").read_text()
+    assert "## Test settings" in md and "| run | r15 | r45 | r75 | levels 1-5 |" in md
+    for method in ("dlnet_interp_default", "dlnet_interp_joint", "dlnet_interp ",
+                   "dlnet_interp_naive", "dlnet_interp_multitask"):  # fmt: skip
+        assert f"| {method}" in md, method
+    assert "5/5 runs complete" in out.stdout
+    # every fine-tuned run started from the reference's weights
+    for cfg in sweep.glob("*/.hydra/config.yaml"):
+        assert "dlnet_tables_interp_reference" in cfg.read_text()

@@ -21,6 +21,12 @@ rebuilt from the config stored in the checkpoint (the one builder,
   whole image when it has at most ``whole_image_max_pixels`` pixels, else overlapping
   ``tile_size`` tiles (``tile_overlap`` pixels averaged) with at most that many pixels per
   call. Images stay uint8 in memory; the extra memory does not grow with the height.
+* Known degradation (:mod:`lightrestore.inference.known_degradation`): ``mask=`` (the
+  missing pixels of inpainting / interpolation inputs: one image, or a folder of masks
+  named like the inputs) and ``blur_width=`` (super-resolution with blur) give the method
+  the degradation's parameters, so DL-Net runs its likelihood loop on real images. A mask
+  travels with its image as an extra channel (tiles cut both) and the missing pixels are
+  set to the task's fill colour before the network sees them.
 """
 
 from __future__ import annotations
@@ -163,10 +169,15 @@ def _load_method(cfg: Any, device: Any) -> tuple[Any, int]:
     return method, int(channels or ckpt["lightrestore"]["config"]["task"]["channels"])
 
 
-def restorer(method: Any) -> Any:
-    """``x -> method.restore(batch of x)``: the whole method, e.g. DL-Net's inner loop."""
+def restorer(method: Any, known: Any = None) -> Any:
+    """``x -> method.restore(batch of x)``: the whole method, e.g. DL-Net's inner loop;
+    with ``known`` (:class:`~lightrestore.inference.known_degradation.Known`) the batch
+    carries the known degradation's parameters (``x``'s last channel is then the mask
+    when there are masks)."""
     from lightrestore.data.batch import RestorationBatch
 
+    if known is not None:
+        return known.restorer(method)
     return lambda x: method.restore(RestorationBatch.of_degraded(x))
 
 
@@ -190,13 +201,14 @@ def restore_pixels(model: Any, pixels: Any, plan: Plan, label: str = "") -> Any:
     """Restore one image.
 
     Args:
-        model: ``(N, C, h, w) -> (N, C, h·scale, w·scale)`` in [0, 1].
-        pixels: uint8 ``(C, H, W)`` on the model's device.
+        model: ``(N, C, h, w) -> (N, C', h·scale, w·scale)`` in [0, 1].
+        pixels: uint8 ``(C, H, W)`` on the model's device (``C`` may exceed the model's
+            ``C' = plan.channels`` by a mask channel the model splits off).
         plan: how to feed the model.
         label: name shown on the progress bar (over tile batches, when there are several).
 
     Returns:
-        uint8 ``(C, H·scale, W·scale)`` on the CPU, ``round(clamp(y, 0, 1) · 255)``.
+        uint8 ``(C', H·scale, W·scale)`` on the CPU, ``round(clamp(y, 0, 1) · 255)``.
     """
     import torch
     from tqdm import tqdm
@@ -239,12 +251,18 @@ def _summary(count: int, out_dir: Path, skipped: list[str]) -> str:
 
 
 def _restore_all(
-    method: Any, device: Any, plan: Plan, jobs: list[tuple[Path, Path, str]], single: bool
+    method: Any,
+    device: Any,
+    plan: Plan,
+    jobs: list[tuple[Path, Path, str]],
+    single: bool,
+    known: Any = None,
 ) -> tuple[list[Path], list[str]]:
     """Restore and write every ``(input, destination, display name)``; returns the
     written files and the display names of the skipped (unreadable) inputs. Runs in
     inference mode, except for methods that need gradients at evaluation (no_grad: they
-    enable gradients where they need them)."""
+    enable gradients where they need them). ``known``: the known degradation (masks,
+    blur width), or ``None``."""
     import torch
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
@@ -255,7 +273,7 @@ def _restore_all(
     written: list[Path] = []
     skipped: list[str] = []
     warned_grey = False
-    model = restorer(method)
+    model = restorer(method, known)
     grad_free = torch.no_grad() if method.needs_grad_at_eval else torch.inference_mode()
     bar = tqdm(jobs, unit="image", file=sys.stderr, disable=True if single else None)
     with bar, logging_redirect_tqdm() if not bar.disable else nullcontext(), grad_free:
@@ -273,7 +291,8 @@ def _restore_all(
                 warned_grey = True
             if source.deep:
                 log.warning("%s has more than 8 bits per sample: written as 8-bit", name)
-            restored = restore_pixels(model, source.pixels.to(device), plan, name)
+            pixels = source.pixels if known is None else known.model_input(f, source.pixels, name)
+            restored = restore_pixels(model, pixels.to(device), plan, name)
             img = output_image(restored, source)
             atomic_write(dst, lambda fh, img=img: img.save(fh, format="PNG"), binary=True)
             written.append(dst)
@@ -289,13 +308,14 @@ def run_restore(cfg: Any) -> list[Path]:
         list_inputs,
         plan_outputs,
     )
+    from lightrestore.inference.known_degradation import known_degradation
 
     validate(cfg, "restore")  # mandatory ckpt= and input=
     settings = _settings(cfg)
     method, channels = _load_method(cfg, settings["device"])
     plan = _plan(cfg, method, channels, settings)
     src = Path(str(cfg.input)).expanduser()
-    files = list_inputs(src)
+    known, files = known_degradation(cfg, method, list_inputs(src), src)  # mask=, blur_width=
     out_dir = _output_dir(cfg)
     check_output_folder(out_dir, src)
     root = src if src.is_dir() else None
@@ -304,7 +324,7 @@ def run_restore(cfg: Any) -> list[Path]:
     check_destinations(files, dsts, out_dir, settings["overwrite"])
     names = [str(f.relative_to(src)) if root else f.name for f in files]
     jobs = list(zip(files, dsts, names))
-    written, skipped = _restore_all(method, settings["device"], plan, jobs, root is None)
+    written, skipped = _restore_all(method, settings["device"], plan, jobs, root is None, known)
     if not written:
         raise DataError(
             f"none of the {len(files)} image file(s) in '{src}' could be read "

@@ -45,10 +45,11 @@ from lightrestore.data.image_test_set import (
 )
 from lightrestore.data.sampler import DifficultySampler
 from lightrestore.data.sources import ImageSource
+from lightrestore.data.sources.image_list import ImageList, ResizedImageList
 from lightrestore.data.train_loader import EpochSampler, ResumableLoader
 from lightrestore.data.train_set import RandomCropDataset
 from lightrestore.degradations.base import Degradation
-from lightrestore.errors import ConfigError
+from lightrestore.errors import ConfigError, LevelError
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,18 @@ class RestorationDataModule(LightningDataModule):
         val_levels / test_levels: levels evaluated (default ``1..N`` for validation,
             ``1..N+1`` for testing).
         test_variants: extra test sets, ``{name: fixed settings}`` passed to the
-            degradation (e.g. ``{"centered": {"centered": True}}``).
+            degradation (e.g. ``{"centered": {"centered": True}}``). A variant may name
+            its ``levels`` (default: every test level); one that fixes a ``severity`` is
+            a *test setting* (DL-Net's protocol: a hole of side 10 shifted by up to 10 px,
+            a deletion rate of 45 %, a blur width of 1.3) and is evaluated at the one
+            level whose bin holds that severity.
+        test_per_image: test pairs per test image and level (DL-Net: 10 fixed
+            degradations per test image); overrides ``test_per_level`` with
+            ``test_per_image`` × the number of test images.
+        eval_seed: seeds the validation and test pairs (default ``seed``): fix it so
+            runs with different training seeds share the same test pairs.
+        resize_to: resize every image to ``resize_to`` × ``resize_to`` (not cropped;
+            DL-Net's 64×64 CelebA) before cropping ``crop_size`` patches.
         benchmark_root, benchmark_sets: whole-image test sets, each the folder
             ``<benchmark_root>/<name>`` (or its ``HR/``), e.g. Set5, Set14, BSD100,
             Urban100; evaluated image by image, cropped to a multiple of the
@@ -99,6 +111,9 @@ class RestorationDataModule(LightningDataModule):
         val_levels: Sequence[int] | None = None,
         test_levels: Sequence[int] | None = None,
         test_variants: Mapping[str, Mapping[str, Any]] | None = None,
+        test_per_image: int | None = None,
+        eval_seed: int | None = None,
+        resize_to: int | None = None,
         benchmark_root: str | None = None,
         benchmark_sets: Sequence[str] = (),
         num_workers: int | str = 0,
@@ -130,6 +145,16 @@ class RestorationDataModule(LightningDataModule):
         self.ladder.check_levels(self.val_levels)
         self.ladder.check_levels(self.test_levels)
         self.test_variants = {str(k): dict(v) for k, v in (test_variants or {}).items()}
+        self.variant_levels = {k: self._variant_levels(k, v) for k, v in self.test_variants.items()}
+        self.test_per_image = None if test_per_image is None else int(test_per_image)
+        if self.test_per_image is not None and self.test_per_image < 1:
+            raise ConfigError(f"data.test_per_image must be >= 1 (or null), got {test_per_image}")
+        self.resize_to = None if resize_to is None else int(resize_to)
+        if self.resize_to is not None and self.resize_to < self.crop_size:
+            raise ConfigError(
+                f"data.resize_to={resize_to} is smaller than data.crop_size={self.crop_size}: "
+                f"set data.crop_size<={resize_to} (DL-Net: both 64)"
+            )
         self.benchmark_root = benchmark_root
         self.benchmark_sets = [str(b) for b in benchmark_sets or ()]
         if self.benchmark_sets and not benchmark_root:
@@ -142,6 +167,7 @@ class RestorationDataModule(LightningDataModule):
         self.pin_memory = pin_memory
         self.flip = flip
         self.seed = int(seed)
+        self.eval_seed = self.seed if eval_seed is None else int(eval_seed)
         if self.batch_size < 1 or self.crop_size < 1:
             raise ConfigError("data.batch_size and data.crop_size must be positive")
         self.sampler = DifficultySampler(n, seed=self.seed)
@@ -155,7 +181,7 @@ class RestorationDataModule(LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         """Build what ``stage`` needs; idempotent (safe to call before the Trainer)."""
         if stage in (None, "fit") and self.train_set is None:
-            images = self.source.split("train")
+            images = self.images("train")
             images.check_min_size(self.crop_size)
             self.train_set = RandomCropDataset(
                 images, self.crop_size, self.train_samples_per_epoch, self.flip, self.seed
@@ -163,16 +189,20 @@ class RestorationDataModule(LightningDataModule):
         if stage in (None, "fit", "validate") and self.val_set is None:
             self.val_set = self._eval_set("val", self.val_levels, self.val_per_level)
         if stage in (None, "test") and not self.test_sets:
-            self.test_sets[DEFAULT] = self._eval_set("test", self.test_levels, self.test_per_level)
-            for name, fixed in self.test_variants.items():
+            per_level = self.test_per_level
+            if self.test_per_image is not None:
+                per_level = self.test_per_image * len(self.images("test"))
+            self.test_sets[DEFAULT] = self._eval_set("test", self.test_levels, per_level)
+            for name, variant in self.test_variants.items():
+                fixed = {k: v for k, v in variant.items() if k != "levels"}
                 self.test_sets[name] = self._eval_set(
-                    "test", self.test_levels, self.test_per_level, fixed, name
+                    "test", self.variant_levels[name], per_level, fixed, name
                 )
             for name in self.benchmark_sets:
                 folder = benchmark_folder(self.benchmark_root, name)
                 ts = build_image_test_set(
                     folder, self.degradation, self.test_levels, self.source.channels,
-                    int(getattr(self.degradation, "scale", 1)), self.seed,
+                    int(getattr(self.degradation, "scale", 1)), self.eval_seed,
                 )  # fmt: skip
                 log.info(
                     "test set %s: %d images from %s, checksum %s",
@@ -193,6 +223,25 @@ class RestorationDataModule(LightningDataModule):
         """Names of the test sets, in the order of :meth:`test_dataloader`."""
         return list(self.test_sets) or [DEFAULT]
 
+    def images(self, split: str) -> ImageList:
+        """The source's images of ``split`` (resized to ``resize_to`` when set)."""
+        images = self.source.split(split)
+        return images if self.resize_to is None else ResizedImageList(images, self.resize_to)
+
+    def _variant_levels(self, name: str, variant: Mapping[str, Any]) -> list[int]:
+        """The levels a test variant is evaluated at: its ``levels``; for a setting that
+        fixes a ``severity``, the one level whose bin holds it; else every test level."""
+        if variant.get("levels") is not None:
+            levels = [int(v) for v in variant["levels"]]
+            self.ladder.check_levels(levels)
+            return levels
+        if variant.get("severity") is not None:
+            try:
+                return [self.ladder.level_of(float(variant["severity"]))]
+            except LevelError as e:
+                raise ConfigError(f"test variant '{name}': {e}") from None
+        return list(self.test_levels)
+
     def _eval_set(
         self,
         split: str,
@@ -201,11 +250,11 @@ class RestorationDataModule(LightningDataModule):
         fixed: Mapping[str, Any] | None = None,
         name: str | None = None,
     ) -> EvalSet:
-        images = self.source.split(split)
+        images = self.images(split)
         images.check_min_size(self.crop_size)
         es = build_eval_set(
             images, images.names, self.degradation, levels, per_level, self.crop_size,
-            self.seed, split, fixed=fixed,
+            self.eval_seed, split, fixed=fixed,
         )  # fmt: skip
         log.info(
             "%s set%s: %d pairs (%d per level, levels %s), checksum %s",
@@ -221,7 +270,7 @@ class RestorationDataModule(LightningDataModule):
         if self.train_set is None:
             self.setup("fit")
         if self.pool is None:
-            images = self.source.split("train")
+            images = self.images("train")
             n = self.ladder.n_levels
             self.pool = build_eval_set(
                 images, images.names, self.degradation, list(range(1, n + 1)),
@@ -384,6 +433,9 @@ class RestorationDataModule(LightningDataModule):
             "crop_size": self.crop_size,
             "batch_size": self.batch_size,
             "seed": self.seed,
+            "eval_seed": self.eval_seed,
+            "resize_to": self.resize_to,
+            "test_per_image": self.test_per_image,
             "val_levels": self.val_levels,
             "test_levels": self.test_levels,
             "test_variants": self.test_variants,

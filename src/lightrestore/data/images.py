@@ -212,18 +212,33 @@ def resize_shorter(image: torch.Tensor, size: int | None) -> torch.Tensor:
     """
     if size is None:
         return image
-    c, h, w = image.shape
+    _, h, w = image.shape
     new_h, new_w = scaled_size(h, w, check_load_size(size))
     if (new_h, new_w) == (h, w):
         return image
+    return _resize_tensor(image, new_h, new_w, "resize_shorter")
+
+
+def _resize_tensor(image: torch.Tensor, h: int, w: int, caller: str) -> torch.Tensor:
+    """Pillow bicubic resize of a uint8 ``(C, H, W)`` tensor to ``(C, h, w)``."""
     if image.dtype != torch.uint8:
-        raise TypeError(f"resize_shorter expects a uint8 tensor, got {image.dtype}")
+        raise TypeError(f"{caller} expects a uint8 tensor, got {image.dtype}")
     hwc = image.permute(1, 2, 0).numpy()
-    if c == 3:
-        out = _pil_resize(hwc, new_h, new_w).transpose(2, 0, 1)
+    if image.shape[0] == 3:
+        out = _pil_resize(hwc, h, w).transpose(2, 0, 1)
     else:  # grey (or any other band count): each band alone, as 'L'
-        out = np.stack([_pil_resize(hwc[..., k], new_h, new_w) for k in range(c)])
+        out = np.stack([_pil_resize(hwc[..., k], h, w) for k in range(image.shape[0])])
     return _owned_tensor(out)
+
+
+def resize_exact(image: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize a uint8 ``(C, H, W)`` tensor to ``(C, size, size)``, aspect ratio not kept
+    (DL-Net's CelebA 64×64: resized, not cropped). Pillow bicubic with antialiasing; an
+    image already of that size is returned unchanged (same object)."""
+    size = int(check_load_size(size))
+    if tuple(image.shape[-2:]) == (size, size):
+        return image
+    return _resize_tensor(image, size, size, "resize_exact")
 
 
 # --------------------------------------------------------------------------- files

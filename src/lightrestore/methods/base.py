@@ -85,6 +85,10 @@ class Method(LightningModule):
         metric_quantize: round outputs to 8 bits before measuring (``task.metrics.quantize``,
             on for super-resolution as EDSR/BasicSR/PSPL); set by the builder.
         name: the method's name recorded in checkpoints (default :attr:`method_name`).
+        decay_weights_only: the optimiser's ``weight_decay`` applies to conv / linear
+            weights only (parameters with two or more dimensions), not to biases, norm
+            layers' scales and shifts or other vectors (DL-Net: "L2 weight decay on
+            weights"; MMEngine's ``bias_decay_mult=0, norm_decay_mult=0``).
     """
 
     method_name = "method"
@@ -108,8 +112,10 @@ class Method(LightningModule):
         metric_border: int = 0,
         metric_quantize: bool = False,
         name: str | None = None,
+        decay_weights_only: bool = False,
     ) -> None:
         super().__init__()
+        self.decay_weights_only = bool(decay_weights_only)
         self.method_name = str(name) if name else type(self).method_name
         if metric_space not in ("rgb", "y"):
             raise ConfigError(f"metric_space must be 'rgb' or 'y', got {metric_space!r}")
@@ -398,6 +404,14 @@ class Method(LightningModule):
                if k is not None and ps]  # fmt: skip
         if groups[None]:
             out.append({"params": groups[None]})
+        if self.decay_weights_only:  # vectors (biases, norm scales) in twin groups, no decay
+            split = []
+            for g in out:
+                weights = [p for p in g["params"] if p.dim() > 1]
+                vectors = [p for p in g["params"] if p.dim() <= 1]
+                split += [{**g, "params": weights}] if weights else []
+                split += [{**g, "params": vectors, "weight_decay": 0.0}] if vectors else []
+            out = split
         return out
 
     def named_optimizers(self) -> dict[str, Any]:

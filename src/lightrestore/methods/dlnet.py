@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from lightrestore.data.batch import RestorationBatch
 from lightrestore.errors import ConfigError
+from lightrestore.methods.likelihood import has_forward_model, likelihood, observed_mask
 from lightrestore.methods.restoration import RestorationModule
 from lightrestore.models.split import SplitModel
 
@@ -45,6 +46,15 @@ def adam_step(z: Tensor, grad: Tensor, m: Tensor, v: Tensor, t: int, gamma: floa
     m_hat = m / (1.0 - BETA1**t)
     v_hat = v / (1.0 - BETA2**t)
     return z - gamma * m_hat / torch.sqrt(torch.clamp(v_hat, min=V_FLOOR)), m, v
+
+
+def adam_step_(z: Tensor, grad: Tensor, m: Tensor, v: Tensor, t: int, gamma: float) -> None:
+    """:func:`adam_step` in place on ``z``, ``m`` and ``v`` (evaluation: no graph to keep),
+    with two temporaries instead of eight."""
+    m.mul_(BETA1).add_(grad, alpha=1.0 - BETA1)
+    v.mul_(BETA2).addcmul_(grad, grad, value=1.0 - BETA2)
+    denom = (v / (1.0 - BETA2**t)).clamp_(min=V_FLOOR).sqrt_()
+    z.addcdiv_(m, denom, value=-gamma / (1.0 - BETA1**t))
 
 
 class DLNet(RestorationModule):
@@ -74,29 +84,18 @@ class DLNet(RestorationModule):
         self._warned_no_params = False
 
     def observed(self, batch: RestorationBatch, like: Tensor) -> Tensor | None:
-        """The observed-pixel mask ``M`` ``(B, 1, H, W)`` of masking degradations (inpainting,
-        interpolation: ``W x = M ⊙ x``), ``None`` for the others."""
-        deg = self.degradation
-        if not hasattr(deg, "observed_mask"):
-            return None
-        return deg.observed_mask(batch.params, like.shape, like.dtype)
+        """The observed-pixel mask ``M`` ``(B, 1, H, W)`` of masking tasks (inpainting,
+        interpolation, a user-given mask: ``W x = M ⊙ x``), ``None`` for the others."""
+        return observed_mask(self.degradation, batch, like)
 
     def likelihood(self, pred: Tensor, batch: RestorationBatch, mask: Tensor | None = None) -> Tensor:
-        """``‖W pred − y‖²`` per sample ``(B,)``, summed over the observed pixels.
-
-        For a masking degradation ``W x = M ⊙ x`` and the sum runs over ``M``:
-        ``‖M ⊙ (pred − y)‖²`` (``mask``: ``M``, computed once per batch by the caller);
-        otherwise ``W`` is the degradation's ``operator`` (blur, blur + down-sampling)."""
-        if mask is None:
-            mask = self.observed(batch, pred)
-        if mask is not None:
-            residual = (pred - batch.degraded) * mask
-        else:
-            residual = self.degradation.operator(pred, batch.params) - batch.degraded
-        return residual.square().flatten(1).sum(dim=1)
+        """``‖W pred − y‖²`` per sample ``(B,)``, summed over the observed pixels (see
+        :func:`lightrestore.methods.likelihood.likelihood`; ``mask``: ``M``, computed once
+        per batch by the caller)."""
+        return likelihood(self.degradation, pred, batch, mask)
 
     def _has_forward_model(self, batch: RestorationBatch) -> bool:
-        if self.degradation is not None and batch.params:
+        if has_forward_model(self.degradation, batch):
             return True
         if self.k > 1 and not self._warned_no_params:
             log.warning("DL-Net: no degradation parameters for these images (no mask or blur "
@@ -121,6 +120,10 @@ class DLNet(RestorationModule):
             for t in range(1, self.k):
                 lik = self.likelihood(self.model.head(z, y), batch, mask).sum()
                 (grad,) = torch.autograd.grad(lik, z, create_graph=self.training)
-                z, m, v = adam_step(z, grad, m, v, t, self.gamma)
+                if self.training:  # differentiable: the outer loss trains g and h through it
+                    z, m, v = adam_step(z, grad, m, v, t, self.gamma)
+                else:
+                    with torch.no_grad():
+                        adam_step_(z, grad, m, v, t, self.gamma)
             out = self.model.head(z, y)
         return out if self.training else out.detach()

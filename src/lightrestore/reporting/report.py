@@ -6,6 +6,14 @@ by what differs between them (the curriculum for ODL's Table 1 sweep), and write
 ``summary.md``, ``summary.csv`` and ``psnr_vs_level.png`` into the first folder (or
 ``--out``). Hydra multiruns call it at the end through :class:`MultirunSummary`.
 
+Test settings (DL-Net's Tables 2/3/9): a test variant whose definition in results.json
+(``data.test_variants``) fixes a ``severity`` is a test setting, scored at one level. Each
+(task, protocol) group with settings gets a "Test settings" table: one row per run (per
+policy, the mean over its seeds), one column per setting then ``levels 1-N`` (the mean over
+the default test set's training levels, not the extra level); cells ``ℓ1 / ℓ2 / PSNR`` over
+the missing pixels when every row has them (inpainting / interpolation), else over the
+whole image; ``summary_settings.csv`` holds them in long format.
+
 Seeds: runs whose labels differ only by a ``seed=<n>`` override (or, without differing
 overrides, whose results differ only in ``seed``) are one policy. When a policy has two
 seeds or more, its (task, protocol) table shows one row per policy: mean ± standard error
@@ -96,7 +104,18 @@ def _overrides(run_dir: Path) -> list[str]:
         return []
     from omegaconf import OmegaConf
 
-    return [str(o) for o in OmegaConf.load(f)]
+    return [_canonical(str(o)) for o in OmegaConf.load(f)]
+
+
+#: Hydra's multirun writes a job's overrides back in Python's spelling (``x=False``)
+_LITERALS = {"False": "false", "True": "true", "None": "null"}
+
+
+def _canonical(override: str) -> str:
+    """``key=False`` / ``True`` / ``None`` as a command line spells them (``false``, ...),
+    so a run and a multirun job given the same override share it."""
+    key, sep, value = override.partition("=")
+    return f"{key}{sep}{_LITERALS.get(value, value)}" if sep else override
 
 
 def find_runs(roots: Sequence[str | Path]) -> list[Run]:
@@ -122,6 +141,12 @@ def find_runs(roots: Sequence[str | Path]) -> list[Run]:
     return runs
 
 
+#: overrides left out of the labels when the runs stay apart without them: a sweep's own
+#: ``task_name`` and the checkpoint it fine-tunes from (DL-Net's tables report a reference
+#: run together with the sweep fine-tuned from it)
+_QUIET = ("task_name", "init_from")
+
+
 def _label(runs: list[Run]) -> None:
     """Label runs by the overrides that differ between them (else their folder name)."""
     if not runs:
@@ -129,13 +154,17 @@ def _label(runs: list[Run]) -> None:
     common = set(runs[0].overrides)
     for r in runs[1:]:
         common &= set(r.overrides)
-    for r in runs:
-        differing = [o for o in r.overrides if o not in common and not o.startswith("paths.")]
-        label = ",".join(_short(o, r.doc) for o in differing)
-        policy = ",".join(_short(o, r.doc) for o in differing if not _is_seed(o))
-        fallback = str(r.doc.get("curriculum") or r.doc.get("experiment") or "") if r.doc else ""
-        r.label = label or fallback or r.path.name
-        r.policy = policy or fallback or r.path.name
+    differing = [[o for o in r.overrides if o not in common and not o.startswith("paths.")]
+                 for r in runs]  # fmt: skip
+    names = [_names(r, parts) for r, parts in zip(runs, differing)]
+    kept = [[o for o in parts if _key(o) not in _QUIET] for parts in differing]
+    quiet = [_names(r, parts) for r, parts in zip(runs, kept)]
+    if all(k or not d for k, d in zip(kept, differing)) and all(
+        len({n[i] for n in quiet}) == len({n[i] for n in names}) for i in (0, 1)
+    ):  # nothing merged and no label emptied: the quiet overrides told no runs apart
+        names = quiet
+    for r, (label, policy) in zip(runs, names):
+        r.label, r.policy = label, policy
     seen: dict[str, int] = {}
     for r in runs:
         seen[r.label] = seen.get(r.label, 0) + 1
@@ -144,8 +173,21 @@ def _label(runs: list[Run]) -> None:
             r.label = f"{r.label} [{r.path.name}]"
 
 
+def _names(run: Run, differing: list[str]) -> tuple[str, str]:
+    """The run's label and policy (the label without its seed) from its differing overrides."""
+    label = ",".join(_short(o, run.doc) for o in differing)
+    policy = ",".join(_short(o, run.doc) for o in differing if not _is_seed(o))
+    doc = run.doc
+    fallback = str(doc.get("curriculum") or doc.get("experiment") or "") if doc else ""
+    return label or fallback or run.path.name, policy or fallback or run.path.name
+
+
+def _key(override: str) -> str:
+    return override.partition("=")[0].lstrip("+~")
+
+
 def _is_seed(override: str) -> bool:
-    return override.partition("=")[0].lstrip("+~") == "seed"
+    return _key(override) == "seed"
 
 
 def _short(override: str, doc: dict[str, Any] | None) -> str:
@@ -166,7 +208,9 @@ def _num(value: Any) -> float:
     return float("nan") if value is None else float(value)
 
 
-def _levels(doc: dict[str, Any], variant: str | None = None, output: str = "restored") -> dict[str, Any]:
+def _levels(
+    doc: dict[str, Any], variant: str | None = None, output: str = "restored"
+) -> dict[str, Any]:
     """The per-level rows of ``output`` on the test set ``variant`` (None: the default)."""
     if output != "restored":
         table = (doc.get("outputs") or {}).get(output, {}).get(variant or "default", {})
@@ -199,6 +243,7 @@ def summary_markdown(runs: Sequence[Run], title: str = "") -> str:
             for output in _extra_outputs(members):  # whatever else the methods scored
                 for variant in variants:
                     lines += _psnr_block(members, variant, heading, output)
+            lines += _settings_block(members, heading)  # DL-Net's method x test setting
             continue
         lines += [
             "Rows are policies: mean ± standard error over seeds (SE = sample std / sqrt(n), "
@@ -211,6 +256,7 @@ def summary_markdown(runs: Sequence[Run], title: str = "") -> str:
             for variant in variants:
                 lines += _seed_block(policies, variant, heading, output)
         lines += _ttest_block(policies, heading)
+        lines += _settings_block(members, heading)
     missing = [r for r in runs if not r.complete]
     if missing:
         lines += ["Incomplete runs (no results.json):", ""]
@@ -481,6 +527,208 @@ def _pm_stats(mean: float, se: float, n: int) -> str:
     return f"{mean:.2f}" if n < 2 else f"{mean:.2f} ± {se:.2f}"
 
 
+#: a cell of the test-settings table: the missing region (inpainting / interpolation,
+#: DL-Net's protocol) or the whole image, as l1, l2, psnr
+REGION_KEYS = {
+    "missing": ("missing_l1", "missing_l2", "missing_psnr"),
+    "whole": ("l1", "l2", "psnr"),
+}
+
+
+def settings_of(doc: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """The run's test settings: the test variants whose definition (``data.test_variants``
+    in results.json) fixes a ``severity``, ``{name: definition}`` in their order."""
+    defs = ((doc or {}).get("data") or {}).get("test_variants") or {}
+    return {str(n): d for n, d in defs.items() if isinstance(d, dict) and "severity" in d}
+
+
+def _setting_rows(doc: dict[str, Any], name: str) -> dict[int, dict[str, Any]]:
+    """The rows a setting was scored at: its one level (those of the definition's
+    ``levels`` when it has some and they were scored; else every scored level)."""
+    rows = {int(lv): row for lv, row in _levels(doc, name).items()}
+    wanted = settings_of(doc).get(name, {}).get("levels")
+    if isinstance(wanted, (int, str)):
+        wanted = [wanted]
+    if isinstance(wanted, list):
+        picked = {int(lv): rows[int(lv)] for lv in wanted if int(lv) in rows}
+        rows = picked or rows
+    return rows
+
+
+def _train_rows(doc: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """The default test set's rows of the training levels 1..N (not the extra level)."""
+    extra = doc.get("extra_level")
+    return {int(lv): row for lv, row in _levels(doc).items() if int(lv) != extra}
+
+
+@dataclass
+class SettingsCell:
+    """One cell: l1, l2, psnr averaged over the rows (levels) of each run, then over the
+    runs (seeds) that have them; ``n`` runs, ``levels`` the levels used."""
+
+    l1: float
+    l2: float
+    psnr: float
+    n: int
+    levels: list[int]
+
+
+@dataclass
+class SettingsTable:
+    """DL-Net's method x test-setting table of one (task, protocol) group."""
+
+    task: str
+    settings: dict[str, dict[str, Any]]  # column name -> definition, in order
+    train_levels: list[int]
+    region: str  # "missing" | "whole"
+    partial_region: bool  # some rows had the missing-region measures, not all
+    over_seeds: bool
+    rows: list[tuple[str, int, dict[str, SettingsCell]]]  # (run or policy, runs, cells)
+
+    @property
+    def span(self) -> str:
+        """The training levels, ``1-N``."""
+        lv = self.train_levels
+        return f"{lv[0]}-{lv[-1]}" if lv else ""
+
+    @property
+    def levels_column(self) -> str:
+        return f"levels {self.span}" if self.train_levels else ""
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.settings) + ([self.levels_column] if self.train_levels else [])
+
+
+def settings_table(members: Sequence[Run]) -> SettingsTable | None:
+    """The test-settings table of one (task, protocol) group of complete runs, or None
+    when none of them has a test setting. Columns: the settings in the order of the first
+    run that defines some (then any other run's), then the mean over the default test
+    set's training levels. Rows: the runs, or the policies (mean over seeds) when a policy
+    has several seeds."""
+    settings: dict[str, dict[str, Any]] = {}
+    for r in members:
+        for name, definition in settings_of(r.doc).items():
+            if name not in settings and any(_setting_rows(m.doc, name) for m in members):
+                settings[name] = definition
+    if not settings:
+        return None
+    train = sorted({lv for r in members for lv in _train_rows(r.doc)})
+    used = [
+        row for r in members for name in settings for row in _setting_rows(r.doc, name).values()
+    ]
+    used += [row for r in members for row in _train_rows(r.doc).values()]
+    has = [all(k in row for k in REGION_KEYS["missing"]) for row in used]
+    region = "missing" if used and all(has) else "whole"
+    policies = seed_policies(members)
+    over = _over_seeds(policies)
+    entities = [(p.name, p.runs) for p in policies] if over else [(r.label, [r]) for r in members]
+    keys = REGION_KEYS[region]
+    rows = []
+    for name, runs in entities:
+        cells: dict[str, SettingsCell] = {}
+        for column in settings:
+            cell = _settings_cell([_setting_rows(r.doc, column) for r in runs], keys)
+            if cell:
+                cells[column] = cell
+        if train:
+            cell = _settings_cell([_train_rows(r.doc) for r in runs], keys)
+            if cell:
+                cells[f"levels {train[0]}-{train[-1]}"] = cell
+        rows.append((name, len(runs), cells))
+    task = str(members[0].task) if members else ""
+    return SettingsTable(task, settings, train, region, any(has) and not all(has), over, rows)
+
+
+def _settings_cell(
+    tables: Sequence[dict[int, dict[str, Any]]], keys: Sequence[str]
+) -> SettingsCell | None:
+    """Mean over the runs (seeds) of each run's mean over its rows."""
+    per_run = []
+    for rows in tables:
+        if rows:
+            per_run.append([sum(_num(row[k]) for row in rows.values()) / len(rows) for k in keys])
+    if not per_run:
+        return None
+    l1, l2, psnr = (sum(v[i] for v in per_run) / len(per_run) for i in range(3))
+    levels = sorted({lv for rows in tables for lv in rows})
+    return SettingsCell(l1, l2, psnr, len(per_run), levels)
+
+
+def _settings_block(members: Sequence[Run], heading: str = "##") -> list[str]:
+    """DL-Net's Tables 2/3/9: one row per run (policy), one column per test setting and
+    the mean over the training levels; cells ``l1 / l2 / PSNR``."""
+    table = settings_table(members)
+    if table is None:
+        return []
+    where = ("over the missing pixels only (DL-Net's protocol)" if table.region == "missing"
+             else "over the whole image")  # fmt: skip
+    lines = [f"{heading} Test settings: ℓ1 / ℓ2 / PSNR (dB)", ""]
+    note = f"Cells: ℓ1 / ℓ2 / PSNR {where}"
+    if table.partial_region:
+        note += (
+            " (some runs lack the missing-region measures, so every cell is over the whole image)"
+        )
+    note += (
+        ". Columns: each test setting (a test variant with a fixed severity, scored at "
+        "one level; summary_settings.csv gives its severity and level)"
+    )
+    if table.train_levels:
+        extra = members[0].doc.get("extra_level")
+        note += (
+            f", then `{table.levels_column}`: the mean over the default test set's "
+            f"training levels {table.span}"
+            + (f" (the extra level {extra} excluded)" if extra is not None else "")
+        )
+    lines += [note + ".", ""]
+    if table.over_seeds:
+        ns = sorted({n for _, n, _ in table.rows})
+        lines += [f"Rows are policies: the mean over {ns[0]} seeds." if len(ns) == 1 else
+                  "Rows are policies: the mean over each policy's seeds (n).", ""]  # fmt: skip
+    head = ["run" if not table.over_seeds else "policy", *table.columns]
+    head += ["n"] if table.over_seeds else []
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, n, cells in table.rows:
+        row = [name] + [_triple(cells.get(c)) for c in table.columns]
+        row += [str(n)] if table.over_seeds else []
+        lines.append("| " + " | ".join(row) + " |")
+    return lines + [""]
+
+
+def _triple(cell: SettingsCell | None) -> str:
+    return "" if cell is None else f"{cell.l1:.4f} / {cell.l2:.4f} / {cell.psnr:.2f}"
+
+
+def settings_tables(runs: Sequence[Run]) -> list[SettingsTable]:
+    """The test-settings table of every (task, protocol) group that has test settings."""
+    groups = groups_of([r for r in runs if r.complete])
+    return [t for members in groups.values() if (t := settings_table(members)) is not None]
+
+
+def summary_settings_csv(runs: Sequence[Run]) -> str:
+    """The test-settings tables in long format: run (the policy when averaged over seeds),
+    task, setting (``levels 1-N``: the mean over the training levels), severity, level
+    (the levels used, space-separated; ``1-N`` for the mean), l1, l2, psnr, region
+    (missing | whole), n (runs averaged)."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["run", "task", "setting", "severity", "level", "l1", "l2", "psnr", "region", "n"])
+    for table in settings_tables(runs):
+        for name, _, cells in table.rows:
+            for column in table.columns:
+                cell = cells.get(column)
+                if cell is None:
+                    continue
+                if column in table.settings:
+                    severity = table.settings[column].get("severity")
+                    level = " ".join(map(str, cell.levels))
+                else:
+                    severity, level = "", table.span
+                w.writerow([name, table.task, column, "" if severity is None else severity, level,
+                            cell.l1, cell.l2, cell.psnr, table.region, cell.n])  # fmt: skip
+    return buf.getvalue()
+
+
 def summary_seeds_csv(runs: Sequence[Run]) -> str:
     """Per policy (over seeds): policy, task, variant, output, level (``mean_1-N`` for the
     mean over the training levels), extra, n, seeds, then mean and SE of every metric."""
@@ -590,6 +838,8 @@ def write_summary(
     if any(_over_seeds(seed_policies(members)) for members in groups.values()):
         atomic_write_text(out_dir / "summary_seeds.csv", summary_seeds_csv(runs))
         atomic_write_text(out_dir / "summary_ttest.csv", summary_ttest_csv(runs))
+    if settings_tables(runs):
+        atomic_write_text(out_dir / "summary_settings.csv", summary_settings_csv(runs))
     from lightrestore.reporting.plotting import plot_psnr_vs_level
 
     for i, ((task, _), members) in enumerate(groups.items()):

@@ -6,6 +6,8 @@ without decoding pixels.
 
 * :class:`TensorImageList`: images held in memory (the embedded photos).
 * :class:`FileImageList`: image files decoded on every access (a folder source).
+* :class:`ResizedImageList`: another list with every image resized to ``S × S`` (not
+  cropped: DL-Net's 64×64 CelebA; ``data.resize_to``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Sequence
 
 import torch
 
-from lightrestore.data.images import check_channels, load_image
+from lightrestore.data.images import check_channels, load_image, resize_exact
 from lightrestore.errors import DataError
 
 
@@ -136,3 +138,24 @@ class FileImageList(ImageList):
 
     def location(self, i: int) -> str:
         return self.paths[i]
+
+
+class ResizedImageList(ImageList):
+    """Every image of ``base`` resized to ``size × size`` (aspect ratio not kept, nothing
+    cropped away), on access: Pillow bicubic with antialiasing (:func:`resize_exact`)."""
+
+    def __init__(self, base: ImageList, size: int) -> None:
+        super().__init__(base.names, base.load_size)
+        self.base, self.size = base, int(size)
+
+    def _load(self, i: int) -> torch.Tensor:
+        return resize_exact(self.base[i], self.size)
+
+    def sizes(self) -> list[tuple[int, int]]:
+        return [(self.size, self.size)] * len(self)
+
+    def location(self, i: int) -> str:
+        return self.base.location(i)
+
+    def __repr__(self) -> str:
+        return f"ResizedImageList({len(self)} images resized to {self.size}x{self.size})"

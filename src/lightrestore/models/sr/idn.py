@@ -79,8 +79,9 @@ class IDN(SRNet):
         channels: image channels (1 for the paper's Y-only model).
         width: ``D3``, the feature width between blocks (64).
         delta: ``d``, maps distilled per block and the step between the enhancement
-            widths (16).
-        groups: ``s``, groups of the second and fifth conv of each block (4).
+            widths (16; ``None``: ``width // 4``, the paper's ratio).
+        groups: ``s``, groups of the second and fifth conv of each block (4; ``None``:
+            4 where it divides the block's widths, else 2 or 1, for tiny test widths).
         num_blocks: DBlocks (4).
         negative_slope: leaky-ReLU slope (0.05).
         upsampler_kernel: RBlock transposed-conv kernel (17).
@@ -98,8 +99,8 @@ class IDN(SRNet):
         scale: int = 2,
         channels: int = 3,
         width: int = 64,
-        delta: int = 16,
-        groups: int = 4,
+        delta: int | None = 16,
+        groups: int | None = 4,
         num_blocks: int = 4,
         negative_slope: float = 0.05,
         upsampler_kernel: int = 17,
@@ -108,6 +109,11 @@ class IDN(SRNet):
         if num_blocks < 1:
             raise ValueError(f"num_blocks must be >= 1, got {num_blocks}")
         self.negative_slope = negative_slope
+        if delta is None:  # the paper's ratio, d = D3 / 4
+            delta = width // 4
+        if groups is None:  # the paper's 4 where the widths allow it (tiny test widths)
+            widths = (width - delta, width - 2 * delta, width)
+            groups = next(g for g in (4, 2, 1) if all(c % g == 0 for c in widths))
         self.fblock = nn.ModuleList([conv3x3(channels, width), conv3x3(width, width)])
         self.dblocks = nn.ModuleList(
             DBlock(width, delta, groups, negative_slope) for _ in range(num_blocks)
