@@ -20,7 +20,7 @@ import torch
 
 from benchmarks.common import Row, interleaved
 from benchmarks.harness import build
-from lightrestore.methods.dlnet import adam_step
+from lightrestore.methods.dlnet import adam_step_
 
 BACKBONES = {
     "odl": ("experiment=dlnet_inpaint", "ODL autoencoder, inpainting 64x64"),
@@ -56,10 +56,10 @@ def breakdown(method, batch, repeats: int, device) -> dict[str, float]:
             torch.autograd.grad(lik, z)
 
     grad = torch.randn_like(z0)
-    m, v = torch.zeros_like(z0), torch.zeros_like(z0)
+    zs, m, v = z0.clone(), torch.zeros_like(z0), torch.zeros_like(z0)
 
-    def adam():
-        adam_step(z0, grad, m, v, 2, method.gamma)
+    def adam():  # the evaluation path: in place, no graph
+        adam_step_(zs, grad, m, v, 2, method.gamma)
 
     t = interleaved({"g": features, "h": head, "h+grad": head_backward, "adam": adam}, repeats,
                     warmup=1, device=device)  # fmt: skip

@@ -9,12 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch import Callback
 from omegaconf import DictConfig, open_dict
+from PIL import Image
 
 from lightrestore.config import config_dir, register_resolvers
 
@@ -174,3 +176,17 @@ class WarnAtFitStart(Callback):
         import warnings
 
         warnings.warn(self.text, UserWarning, stacklevel=1)
+
+
+def make_gopro(root, sequences=("train/a", "train/b", "train/c", "test/d"), n=2, h=40, w=48):
+    """A GoPro-shaped folder: sharp images of random noise, blur = 255 - sharp (so the
+    pairing and the alignment of crops can be checked exactly)."""
+    rng = np.random.default_rng(0)
+    for seq in sequences:
+        for i in range(n):
+            sharp = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+            for sub, img in (("sharp", sharp), ("blur", 255 - sharp)):
+                folder = root / seq / sub
+                folder.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(img).save(folder / f"{i:06d}.png")
+    return root

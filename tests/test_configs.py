@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import compose_cfg
+from helpers import compose_cfg, make_gopro
 from lightning.pytorch import Trainer
 
 from lightrestore.callbacks.policies import (
@@ -37,10 +37,17 @@ def test_expected_experiments_exist():
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_composes_and_instantiates(tmp_path, experiment):
-    cfg = compose_cfg(tmp_path, f"experiment={experiment}")
+    extra = []
+    if experiment.startswith("golf"):  # a seeded random VGG for the perceptual loss
+        extra.append("loss.perceptual.random_weights=true")
+    paired = "gopro" in experiment
+    if paired:  # a tiny GoPro-shaped folder
+        extra.append(f"data.source.root={make_gopro(tmp_path / 'gopro')}")
+    cfg = compose_cfg(tmp_path, f"experiment={experiment}", *extra)
     objs = build(cfg)
     dm, method = objs["datamodule"], objs["method"]
-    assert cfg.task_name == experiment and cfg.task.name.split("_")[-1] in experiment
+    assert cfg.task_name == experiment
+    assert cfg.task.name.split("_")[-1] in experiment or experiment.startswith("golf_")
     policy = [
         c
         for c in objs["callbacks"]
@@ -53,6 +60,7 @@ def test_experiment_composes_and_instantiates(tmp_path, experiment):
         "fixated": FixatedPolicy,
         "sr": FixedWeightsPolicy,
         "dlnet": FixedWeightsPolicy,
+        "golf": FixedWeightsPolicy,
     }
     if experiment.startswith("dlnet") and experiment.endswith("_default"):
         expected = {"dlnet": FixatedPolicy}  # DL-Net's single-setting reference
@@ -60,7 +68,7 @@ def test_experiment_composes_and_instantiates(tmp_path, experiment):
     # the model restores the degraded version of a training patch to the patch's shape
     c, s = cfg.task.channels, dm.crop_size
     x = torch.rand(2, c, s, s)
-    degraded, _ = dm.degradation(x, torch.ones(2, dtype=torch.long))
+    degraded = x if paired else dm.degradation(x, torch.ones(2, dtype=torch.long))[0]
     method.eval()
     with torch.no_grad():
         assert method(degraded).shape == x.shape
@@ -69,6 +77,8 @@ def test_experiment_composes_and_instantiates(tmp_path, experiment):
             dm.ladder.n_levels == 1 and dm.ladder.extra_level is None and method.metric_space == "y"
         )
         assert "pspl" not in experiment or type(method.loss).__name__ == "PSPLoss"
+    elif paired:  # real blur from files: one level
+        assert dm.ladder.n_levels == 1 and dm.ladder.extra_level is None
     else:
         assert dm.ladder.n_levels == 5 and dm.ladder.extra_level == 6
     # the method reaches the task's forward model through the builder, not the DataModule
@@ -84,9 +94,12 @@ def test_experiment_composes_and_instantiates(tmp_path, experiment):
     assert trainer.global_step == 1
     after = dict(method.named_parameters())
     assert all(torch.isfinite(p).all() for p in after.values())
-    assert all(p.grad is not None for p in after.values())  # every parameter has a gradient
+    trained = {k: p for k, p in after.items() if p.requires_grad}  # not the frozen networks
+    assert trained and all(p.grad is not None for p in trained.values())  # each has a gradient
     if "pspl" not in experiment:  # PSPL's first step has almost no weight (delta = 0.001)
         assert any(not torch.equal(before[k], after[k]) for k in before)  # the optimiser stepped
+    for name in getattr(method, "frozen", []):  # frozen networks do not move
+        assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(name + "."))
 
 
 def test_paper_defaults_without_debug(tmp_path):

@@ -218,3 +218,27 @@ def test_srcnn_learns_on_a_fixed_batch():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.parametrize(("scale", "kernel"), [(1, 5), (2, 17), (3, 17), (4, 17), (3, 9)])
+def test_sub_pixel_upsampler_equals_the_transposed_conv(scale, kernel):
+    """The upscaler computed as conv2d + pixel_shuffle gives torch's conv_transpose2d output
+    and the same gradients (float64)."""
+    import torch.nn.functional as F
+
+    from lightrestore.models.sr.common import transposed_upsampler
+
+    torch.manual_seed(0)
+    up = transposed_upsampler(5, 2, scale, kernel).double()
+    x = torch.randn(2, 5, 7, 6, dtype=torch.float64, requires_grad=True)
+    pad = kernel // 2
+    ref = F.conv_transpose2d(x, up.weight, up.bias, stride=scale, padding=pad,
+                             output_padding=scale - 1)  # fmt: skip
+    out = up(x)
+    assert out.shape == (2, 2, 7 * scale, 6 * scale) and torch.allclose(out, ref, atol=1e-12)
+    g = torch.randn_like(ref)
+    grads = torch.autograd.grad((out * g).sum(), (x, up.weight, up.bias))
+    refs = torch.autograd.grad((ref * g).sum(), (x, up.weight, up.bias))
+    for a, b in zip(grads, refs):
+        assert torch.allclose(a, b, atol=1e-10)
+    assert set(up.state_dict()) == {"weight", "bias"}  # checkpoints keep their keys

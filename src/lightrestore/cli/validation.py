@@ -233,7 +233,42 @@ def curriculum(cfg: Any) -> list[str]:
     return []
 
 
-TRAIN_CHECKS: tuple[Check, ...] = (missing_values, seed, epochs, data, curriculum, accelerator)
+def perceptual_weights(cfg: Any) -> list[str]:
+    """Training with the perceptual loss needs its VGG weights file (checked before the
+    run starts; ``evaluate`` and ``restore`` never need it)."""
+    node = OmegaConf.select(cfg, "loss.perceptual", default=None)
+    if not _get(cfg, "train", True) or node is None or "random_weights" not in node:
+        return []
+    if node.get("random_weights"):
+        return []
+    weights = node.get("weights")
+    if weights and Path(str(weights)).expanduser().is_file():
+        return []
+    what = "is not set" if not weights else f"'{weights}' does not exist"
+    return [
+        f"the perceptual loss needs VGG-11-BN ImageNet weights and loss.perceptual.weights "
+        f"{what}: download torchvision's vgg11_bn-8dd8db1b.pth (https://download.pytorch.org/"
+        "models/vgg11_bn-8dd8db1b.pth) beforehand and give loss.perceptual.weights=<path>, or "
+        "train with loss=mse (loss.perceptual.random_weights=true for smoke runs only)"
+    ]
+
+
+def chained_phase(cfg: Any) -> list[str]:
+    """A method's later phase (Golf's phase g) starts from the earlier phase's weights."""
+    if not _get(cfg, "train", True) or _get(cfg, "method.phase") != "g":
+        return []
+    if _get(cfg, "init_from") or _get(cfg, "ckpt_path") or _get(cfg, "resume"):
+        return []
+    return [
+        "method.phase=g trains G on a trained F: give init_from=<phase f's "
+        "checkpoints/last.ckpt> (experiments/golf.sh chains the two phases)"
+    ]
+
+
+TRAIN_CHECKS: tuple[Check, ...] = (
+    missing_values, seed, epochs, data, curriculum, accelerator, perceptual_weights,
+    chained_phase,
+)  # fmt: skip
 EVALUATE_CHECKS: tuple[Check, ...] = (missing_values, seed, data, accelerator)
 RESTORE_CHECKS: tuple[Check, ...] = (missing_values,)
 CHECKS = {"train": TRAIN_CHECKS, "evaluate": EVALUATE_CHECKS, "restore": RESTORE_CHECKS}

@@ -6,6 +6,7 @@ from lightrestore.degradations.base import Degradation, Ladder, Params
 from lightrestore.degradations.blur import GaussianBlur
 from lightrestore.degradations.inpaint import Inpaint
 from lightrestore.degradations.interpolate import Interpolate
+from lightrestore.degradations.motion_blur import MotionBlur
 from lightrestore.degradations.noise import GaussianNoise
 from lightrestore.degradations.resize import Resize
 
@@ -16,6 +17,7 @@ __all__ = [
     "Inpaint",
     "Interpolate",
     "Ladder",
+    "MotionBlur",
     "Params",
     "Resize",
 ]

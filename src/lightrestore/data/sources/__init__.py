@@ -24,26 +24,9 @@ keeps working, e.g. in the ``_target_`` of a saved run's config):
   partition file format.
 * :mod:`.folder`: :class:`FolderSource`.
 
-Paired sources (not implemented yet). A ``PairedFolderSource`` for data sets that come
-as degraded / clean pairs (GoPro-style blurred / sharp frames) would go in
-``paired_folder.py``, reusing :mod:`.folder_scan` and :mod:`.splits`, with this contract:
-
-* input: two folder trees (``degraded_root`` + ``clean_root``), or one ``root`` whose
-  images sit in ``blur/`` + ``sharp/`` subfolders at any depth (GoPro:
-  ``train/<sequence>/blur/*.png`` and ``train/<sequence>/sharp/*.png``); a pair is the
-  two files with the same relative path (``blur`` <-> ``sharp`` swapped), and an image
-  without its partner is a :class:`~lightrestore.errors.DataError` naming it;
-* splits: the :class:`FolderSource` rules (GoPro ships ``train/`` and ``test/``
-  subfolders), applied to the clean images, each pair kept whole;
-* ``split(name)`` returns a paired :class:`FileImageList`: ``names`` / ``sizes()`` /
-  ``[i]`` are the clean images (so everything that takes an :class:`ImageList` still
-  works), and ``degraded(i)`` returns the partner as the same-shaped uint8
-  ``(C, H, W)`` tensor in [0, 255], after the same ``channels`` / ``load_size``; the
-  two headers are read at construction and a size mismatch is a ``DataError``;
-* ``describe()`` adds ``"kind": "paired_folder"`` and both roots.
-
-Consuming the pairs (cropping the same window from both images instead of applying
-the task's synthetic degradation) belongs to the training / evaluation sets, not here.
+* :mod:`.paired_folder`: :class:`PairedFolderSource`, degraded / clean pairs read from files
+  in GoPro's layout (``<root>/{train,test}/<sequence>/{blur,sharp}/``); the pairs are
+  cropped together by :mod:`lightrestore.data.paired` (``data=gopro``).
 """
 
 from lightrestore.data.sources.base import SPLITS, ImageSource, check_split
@@ -56,6 +39,7 @@ from lightrestore.data.sources.embedded import (
 )
 from lightrestore.data.sources.folder import FolderSource, SkippedImagesWarning
 from lightrestore.data.sources.image_list import FileImageList, ImageList, TensorImageList
+from lightrestore.data.sources.paired_folder import PairedFolderSource, PairedImageList
 from lightrestore.data.sources.splits import fraction_sizes
 
 __all__ = [
@@ -67,6 +51,8 @@ __all__ = [
     "FolderSource",
     "ImageList",
     "ImageSource",
+    "PairedFolderSource",
+    "PairedImageList",
     "SkippedImagesWarning",
     "TensorImageList",
     "check_split",

@@ -87,6 +87,59 @@ def default_mean(channels: int) -> tuple[float, ...]:
     return (sum(DIV2K_RGB_MEAN) / 3.0,) * channels
 
 
+class SubPixelConvTranspose2d(nn.ConvTranspose2d):
+    """``nn.ConvTranspose2d`` (stride ``s``, odd kernel ``k``, padding ``k // 2``,
+    ``output_padding = s - 1``) computed as its sub-pixel equivalent: one ``conv2d`` with
+    ``s² · C_out`` outputs and a ``ceil``-sized kernel, then ``pixel_shuffle``.
+
+    The same parameters and state-dict keys as the transposed conv (``weight``
+    ``(C_in, C_out, k, k)``, ``bias``) and the same output, ``(B, C_out, h·s, w·s)`` up to
+    float rounding; the phases of the kernel are gathered from ``weight`` at every call (so
+    gradients reach it). On a CPU a 17 × 17 transposed conv (IDN's upscaler) runs several
+    times slower than this (``benchmarks.dlnet_overhead``, where DL-Net calls it K times).
+    """
+
+    def _phases(self) -> tuple[Tensor, int, int]:
+        s, k, p = self.stride[0], self.kernel_size[0], self.padding[0]
+        ds = [d for d in range(-k - 1, k + 2) if any(0 <= s * d + a + p < k for a in range(s))]
+        dmin, dmax = min(ds), max(ds)
+        n = dmax - dmin + 1
+        lo = max(0, -(s * dmin + p))
+        hi = max(0, s * dmax + s - 1 + p - (k - 1))
+        w = torch.nn.functional.pad(self.weight, (lo, hi, lo, hi))  # (C_in, C_out, k', k')
+        rows = []
+        for a in range(s):
+            ya = s * dmin + a + p + lo
+            cols = []
+            for b in range(s):
+                xb = s * dmin + b + p + lo
+                tap = w[:, :, ya : ya + s * (n - 1) + 1 : s, xb : xb + s * (n - 1) + 1 : s]
+                cols.append(tap.flip(-1, -2))  # correlation order: in[i - d] -> tap dmax - d
+            rows.append(torch.stack(cols, dim=2))  # (C_in, C_out, s_b, n, n)
+        taps = torch.stack(rows, dim=2)  # (C_in, C_out, s_a, s_b, n, n)
+        c_in, c_out = taps.shape[:2]
+        weight = taps.permute(1, 2, 3, 0, 4, 5).reshape(c_out * s * s, c_in, n, n)
+        return weight, dmax, -dmin
+
+    def _plain(self) -> bool:
+        s, k, p = self.stride, self.kernel_size, self.padding
+        return (
+            s[0] == s[1] and k[0] == k[1] and k[0] % 2 == 1 and p == (k[0] // 2, k[1] // 2)
+            and self.output_padding == (s[0] - 1, s[1] - 1) and self.groups == 1
+            and self.dilation == (1, 1) and self.padding_mode == "zeros"
+        )  # fmt: skip
+
+    def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
+        if output_size is not None or not self._plain():
+            return super().forward(x, output_size)
+        weight, before, after = self._phases()
+        y = torch.nn.functional.conv2d(
+            torch.nn.functional.pad(x, (before, after, before, after)), weight
+        )
+        y = torch.nn.functional.pixel_shuffle(y, self.stride[0])
+        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
+
+
 def transposed_upsampler(
     in_channels: int, out_channels: int, scale: int, kernel_size: int = 17
 ) -> nn.ConvTranspose2d:
@@ -94,14 +147,15 @@ def transposed_upsampler(
 
     IDN's reconstruction block (``k = 17``, padding 8, stride ``s``). Caffe's version
     returns ``(h-1)·s + 1`` pixels; ``output_padding = s - 1`` completes the grid to
-    exactly ``h·s``. ``kernel_size`` must be odd.
+    exactly ``h·s``. ``kernel_size`` must be odd. Computed as its sub-pixel equivalent
+    (:class:`SubPixelConvTranspose2d`: same parameters, same output).
     """
     if kernel_size % 2 != 1:
         raise ValueError(f"kernel_size must be odd, got {kernel_size}")
     if scale < 1:
         raise ValueError(f"scale must be >= 1, got {scale}")
     pad = kernel_size // 2
-    return nn.ConvTranspose2d(
+    return SubPixelConvTranspose2d(
         in_channels, out_channels, kernel_size, stride=scale, padding=pad, output_padding=scale - 1
     )
 
