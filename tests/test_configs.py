@@ -17,6 +17,12 @@ from lightrestore.cli.train import build
 from lightrestore.config import config_dir
 
 EXPERIMENTS = sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml"))
+#: the experiments built and trained one step below: all of them, except DL-Net's SR
+#: experiments at x3 / x4, which differ from x2 only by the task's scale (every one of them
+#: is composed and checked in test_dlnet_protocol), and Golf's phase g experiments (phase g
+#: is trained by test_golf and by the golf.sh test)
+TRAINED = [e for e in EXPERIMENTS if not (e.startswith("dlnet_sr_") and not e.endswith("_x2"))
+           and not (e.startswith("golf") and e.endswith("_g"))]  # fmt: skip
 
 
 def test_expected_experiments_exist():
@@ -35,7 +41,7 @@ def test_expected_experiments_exist():
             )
 
 
-@pytest.mark.parametrize("experiment", EXPERIMENTS)
+@pytest.mark.parametrize("experiment", TRAINED)
 def test_experiment_composes_and_instantiates(tmp_path, experiment):
     extra = []
     if experiment.startswith("golf"):  # a seeded random VGG for the perceptual loss

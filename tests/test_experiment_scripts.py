@@ -54,3 +54,13 @@ def test_dlnet_tables_script(tmp_path):
     # every fine-tuned run started from the reference's weights
     for cfg in sweep.glob("*/.hydra/config.yaml"):
         assert "dlnet_tables_interp_reference" in cfg.read_text()
+    # the baselines log their terms: naive likelihood's two losses, the 30 learned weights
+    logged = {}
+    for job in (d for d in sweep.iterdir() if (d / ".hydra").is_dir()):
+        overrides = (job / ".hydra" / "overrides.yaml").read_text()
+        header = next(job.glob("csv/**/metrics.csv")).read_text().splitlines()[0]
+        logged[overrides] = header.split(",")
+    naive = next(cols for o, cols in logged.items() if "dlnet_interp_naive" in o)
+    multitask = next(cols for o, cols in logged.items() if "dlnet_interp_multitask" in o)
+    assert {"train/loss_rec", "train/loss_lik"} <= set(naive)
+    assert {f"train/mtl_weight/task_{i}" for i in (1, 30)} <= set(multitask)

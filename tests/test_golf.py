@@ -5,7 +5,6 @@ two phases chained on the command line."""
 
 from __future__ import annotations
 
-import json
 import warnings
 from functools import partial
 from pathlib import Path
@@ -236,36 +235,3 @@ def test_phase_g_keeps_f_bit_identical_and_trains_g(tmp_path):
 def test_phase_and_frozen_must_agree(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message):
         build(compose_cfg(tmp_path, "method=golf", "task=deblur", *overrides))
-
-
-@pytest.mark.slow
-def test_both_phases_chained_from_the_command_line(tmp_path, monkeypatch):
-    from helpers import run_cli
-
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the runs' small convolutions: one thread
-
-    # one evaluation image per level: the 97-px evaluation images cost most of the time
-    common = ("method=golf", "task=deblur", "debug=smoke", f"paths.log_dir={tmp_path}",
-              "data.val_per_level=1", "data.test_per_level=1")  # fmt: skip
-    first = run_cli(*common, "task_name=golf_f_smoke", cwd=tmp_path)
-    assert first.returncode == 0, first.stderr[-3000:]
-    (f_run,) = (tmp_path / "golf_f_smoke" / "runs").iterdir()
-    ckpt = f_run / "checkpoints" / "last.ckpt"
-    doc = json.loads((f_run / "results.json").read_text())
-    assert doc["method"] == "golf" and set(doc["outputs"]) == {"input", "after_F"}
-    second = run_cli(*common, "task_name=golf_g_smoke", *PHASE_G, f"init_from={ckpt}",
-                     "init_from_networks=[f_net]", "trainer.max_epochs=1", cwd=tmp_path)  # fmt: skip
-    assert second.returncode == 0, second.stderr[-3000:]
-    (g_run,) = (tmp_path / "golf_g_smoke" / "runs").iterdir()
-    doc = json.loads((g_run / "results.json").read_text())
-    assert {"after_F", "G_1", "G_2", "G_3"} <= set(doc["outputs"])
-    levels = doc["levels"]
-    for lv, row in doc["outputs"]["G_3"]["default"]["levels"].items():  # restored is the last step
-        assert row["psnr"] == levels[lv]["psnr"]
-    # F came from the first run and stayed as it was
-    f_state = torch.load(ckpt, weights_only=True, map_location="cpu")["state_dict"]
-    g_state = torch.load(g_run / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
-    assert g_state["lightrestore"]["frozen"] == ["f_net"]
-    for k, v in f_state.items():
-        if k.startswith("f_net."):
-            assert torch.equal(g_state["state_dict"][k], v), k

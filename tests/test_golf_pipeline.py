@@ -60,6 +60,7 @@ def test_golf_on_a_gopro_folder(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     doc = json.loads((_runs(log, "golf_gopro_g")[-1] / "results.json").read_text())
     assert list(doc["levels"]) == ["1"] and "G_3" in doc["outputs"]
+    assert doc["levels"]["1"]["count"] == 8  # 2 test pairs x 4 tiles of 32 px covering 40x48
 
 
 @pytest.mark.parametrize(
@@ -72,4 +73,4 @@ def test_train_time_checks_name_the_fix(tmp_path, args, message):
     out = run_cli(*args, "debug=smoke", f"paths.log_dir={tmp_path}", cwd=tmp_path)
     assert out.returncode == 2, out.stderr[-2000:]
     assert message in out.stderr
-    assert not (tmp_path / "golf_f").exists() and not (tmp_path / "golf_g").exists()  # no run folder
+    assert not any((tmp_path / name).exists() for name in ("golf_f", "golf_g"))  # no run folder

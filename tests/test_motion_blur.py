@@ -249,7 +249,7 @@ def test_task_config_runs_through_the_datamodule_and_a_golf_step(tmp_path):
     assert cfg.task.name == "motion_blur" and cfg.task.channels == 3
     assert dict(cfg.task.fixated.easy) == {"severity": 3}
     assert dict(cfg.task.fixated.hard) == {"severity": 19}
-    assert cfg.task.paper_budget.steps == 400000 and cfg.task.paper_budget.batch_size == 4
+    assert "paper_budget" not in cfg.task  # the paper's iteration count is lost: no budget line
     objs = build(cfg)
     dm, deg = objs["datamodule"], objs["degradation"]
     assert isinstance(deg, MotionBlur) and deg.kernel_size == K and deg.noise_sigma == 0.0

@@ -4,12 +4,10 @@ through the CLI on a tiny synthetic GoPro folder."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
-from helpers import make_gopro, run_cli
+from helpers import make_gopro
 from PIL import Image
 
 from lightrestore.data.paired import PairedDataModule, aligned_crop, paired_test_set, tile_starts
@@ -98,16 +96,3 @@ def test_datamodule_batches(tmp_path):
     assert dm.describe()["source"]["kind"] == "paired_folder"
     with pytest.raises(ConfigError, match="hard mining"):
         dm.use_static_pool(10)
-
-
-@pytest.mark.slow
-def test_training_and_testing_on_a_gopro_folder(tmp_path):
-    root = make_gopro(tmp_path / "gopro")
-    out = run_cli("data=gopro", "task=gopro", f"data.source.root={root}", "debug=smoke",
-                  "data.crop_size=16", "data.test_tile=16", "data.val_per_level=2", "data.source.load_size=null",
-                  "curriculum=rigid_joint", f"paths.log_dir={tmp_path / 'logs'}",
-                  "task_name=gopro_smoke", cwd=tmp_path)  # fmt: skip
-    assert out.returncode == 0, out.stderr[-3000:]
-    run = next((tmp_path / "logs" / "gopro_smoke" / "runs").iterdir())
-    doc = json.loads((run / "results.json").read_text())
-    assert list(doc["levels"]) == ["1"] and doc["levels"]["1"]["count"] == 18
