@@ -86,3 +86,16 @@ unfinished_run() {  # the newest run under <log_dir>/<task_name>/runs/ with a la
     done
     echo "$last"
 }
+
+last_checkpoint() {  # last_checkpoint <task_name>: the last.ckpt of its newest finished run
+    local found  # (a placeholder under DRY_RUN when there is none yet)
+    found=$(finished_run "$1")
+    if [ -n "$found" ]; then
+        echo "$(cd "$found/checkpoints" && pwd)/last.ckpt"
+    elif [ -n "$DRY" ]; then
+        echo "$log_dir/$1/runs/NEW_RUN/checkpoints/last.ckpt"
+    else
+        echo "$0: $1 left no finished run (results.json, checkpoints/last.ckpt) under $log_dir/$1/runs" >&2
+        exit 1
+    fi
+}

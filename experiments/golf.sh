@@ -46,14 +46,7 @@ phase() {  # phase <f|g> [extra overrides...]: train it, resume it, or skip it w
 
 phase f "$@"
 f_run=$(finished_run "${prefix}_f")
-if [ -n "$f_run" ]; then
-    f_ckpt=$(cd "$f_run/checkpoints" && pwd)/last.ckpt
-elif [ -n "$DRY" ]; then
-    f_ckpt="$log_dir/${prefix}_f/runs/NEW_RUN/checkpoints/last.ckpt"
-else
-    echo "$0: phase f left no finished run (results.json, checkpoints/last.ckpt) under $log_dir/${prefix}_f/runs" >&2
-    exit 1
-fi
+f_ckpt=$(last_checkpoint "${prefix}_f")
 phase g init_from="$(hydra_value "$f_ckpt")" "$@"
 if [ -z "$DRY" ]; then
     g_run=$(finished_run "${prefix}_g")

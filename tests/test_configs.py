@@ -19,10 +19,11 @@ from lightrestore.config import config_dir
 EXPERIMENTS = sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml"))
 #: the experiments built and trained one step below: all of them, except DL-Net's SR
 #: experiments at x3 / x4, which differ from x2 only by the task's scale (every one of them
-#: is composed and checked in test_dlnet_protocol), and Golf's phase g experiments (phase g
-#: is trained by test_golf and by the golf.sh test)
+#: is composed and checked in test_dlnet_protocol), Golf's phase g experiments (phase g
+#: is trained by test_golf and by the golf.sh test), and LIRA's stages (three-level blended
+#: groups, chained by checkpoints: composed in test_lira_pipeline, trained by its scripts' test)
 TRAINED = [e for e in EXPERIMENTS if not (e.startswith("dlnet_sr_") and not e.endswith("_x2"))
-           and not (e.startswith("golf") and e.endswith("_g"))]  # fmt: skip
+           and not (e.startswith("golf") and e.endswith("_g")) and not e.startswith("lira_")]  # fmt: skip
 
 
 def test_expected_experiments_exist():

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from lightrestore.config import config_dir
 from lightrestore.models import SplitModel, check_split
+from lightrestore.models.lira import LiraBaseNet
 from lightrestore.models.odl_autoencoder import ODLAutoencoder
 from lightrestore.models.sr import (
     DRRN,
@@ -45,6 +46,7 @@ TINY: dict[str, dict] = {
     "sr_lapsrn": {"width": 8, "depth": 2},
     "sr_srcnn": {"width": 8},
     "sr_vdsr": {"width": 8, "depth": 3},
+    "lira_base": {"width": 8, "blocks": 2},
 }
 
 # variants the configs do not select but the factories / arguments offer
@@ -66,6 +68,7 @@ HEAD_CONV = {
     DRRN: "last",
     IDN: "rblock",
     EDSR: "conv_out",
+    LiraBaseNet: "decoder.body.6",
 }
 
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -94,7 +97,9 @@ def cases() -> list[tuple[str, int, int]]:
     out = []
     for path in MODEL_CONFIGS:
         target = OmegaConf.load(path)["_target_"]
-        if target.endswith("ODLAutoencoder"):
+        if target.endswith("LiraForkNet"):  # a stage's network, routed by the distortion
+            continue
+        if target.endswith(("ODLAutoencoder", "LiraBaseNet")):
             out += [(path.stem, 1, c) for c in (1, 3)]
         else:
             out += [(path.stem, s, c) for s in (2, 3, 4) for c in (1, 3)]
@@ -152,7 +157,7 @@ def expected_head_parameters(model: nn.Module, x: Tensor) -> set[str]:
     attr = next((a for cls, a in HEAD_CONV.items() if isinstance(model, cls)), None)
     if attr is None:  # a model this file does not know: its head's conv, whichever it is
         return head_parameters(model, model.features(x).detach().requires_grad_(True), x)
-    conv = getattr(model, attr)
+    conv = model.get_submodule(attr)  # a dotted path for nested heads (LIRA)
     assert isinstance(conv, CONVS), f"{type(model).__name__}.{attr} is not a conv"
     return {f"{attr}.{p}" for p, _ in conv.named_parameters()}
 

@@ -110,13 +110,15 @@ def trainer_options(cfg: Any, method: Any) -> dict[str, Any]:
     * Methods that need gradients at evaluation (DL-Net's inner loop) run validation and
       test without Lightning's inference mode.
     * Methods with one optimiser per network (manual optimisation, e.g. GAN replay) leave
-      some networks out of each backward pass: under DDP they need the detection of unused
-      parameters (``ddp_find_unused_parameters_true``).
+      some networks out of each backward pass, as do methods that say so
+      (``has_unused_parameters``: LIRA's warm-up): under DDP they need the detection of
+      unused parameters (``ddp_find_unused_parameters_true``).
     """
     out: dict[str, Any] = {}
     if getattr(method, "needs_grad_at_eval", False) and cfg.trainer.get("inference_mode", True):
         out["inference_mode"] = False
     several = isinstance(getattr(method, "optimizer_factory", None), Mapping)
+    several = several or bool(getattr(method, "has_unused_parameters", False))
     if several and str(cfg.trainer.get("strategy", "")) == "ddp":
         out["strategy"] = "ddp_find_unused_parameters_true"
     return out
@@ -180,7 +182,21 @@ def build_from_checkpoint(
 # --------------------------------------------------------------------------- init_from
 def _network_state(state: Mapping[str, Any], name: str) -> dict[str, Any]:
     prefix = name + "."
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def _part(method: Any, networks: Mapping[str, Any], name: str) -> Any:
+    """The sub-network ``name`` of ``method`` (a network, or a dotted path into one), or
+    ``None``."""
+    if name in networks:
+        return networks[name]
+    head = name.split(".", 1)[0]
+    if head not in networks:
+        return None
+    try:
+        return method.get_submodule(name)
+    except AttributeError:
+        return None
 
 
 def init_weights(
@@ -196,7 +212,10 @@ def init_weights(
         method: the freshly built method.
         path: the checkpoint.
         networks: ``None`` (every sub-network of ``method``), a list of names (the same
-            name in both), or ``{this method's network: the checkpoint's network}``.
+            name in both), or ``{this method's network: the checkpoint's network}``. A name
+            may be a dotted path to a part of a network on either side, e.g.
+            ``{"model.amalgamator.experts": "model.experts"}`` (LIRA's join stage loads the
+            fork stage's experts into its base network).
         strict: every parameter and buffer of each network must be in the checkpoint,
             with the same shape, and nothing more.
 
@@ -215,7 +234,7 @@ def init_weights(
         pairs = {str(k): str(v) for k, v in networks.items()}
     else:
         pairs = {str(n): str(n) for n in networks}
-    unknown = [n for n in pairs if n not in mine]
+    unknown = [n for n in pairs if _part(method, mine, n) is None]
     if unknown:
         raise ConfigError(
             f"init_from_networks names {unknown}, which this method ({type(method).__name__}) "
@@ -229,11 +248,12 @@ def init_weights(
                 f"checkpoint {path} has no network '{source}' (it has {theirs}): name the "
                 f"checkpoint's network with init_from_networks={{{target}: <name>}}"
             )
-        problem = load_into(mine[target], weights, strict)
+        part = _part(method, mine, target)
+        problem = load_into(part, weights, strict)
         if problem:
             raise CheckpointError(
                 f"init_from: network '{source}' of {path} does not fit this run's '{target}' "
-                f"({type(mine[target]).__name__}): {problem}; use a checkpoint of the same "
+                f"({type(part).__name__}): {problem}; use a checkpoint of the same "
                 "architecture, or init_from_strict=false to allow missing keys"
             )
     log.info("init_from %s: loaded %s", path, ", ".join(f"{t}<-{s}" for t, s in pairs.items()))

@@ -265,9 +265,29 @@ def chained_phase(cfg: Any) -> list[str]:
     ]
 
 
+#: LIRA's stages that start from an earlier stage's weights, and that stage
+LIRA_CHAINED = {
+    "LiraReplayGAN": "the base network of lira_join",
+    "LiraIncremental": "the base network, replay generator and Fisher of lira_replay_gan",
+}
+
+
+def chained_stage(cfg: Any) -> list[str]:
+    """LIRA's replay-GAN and incremental stages need the earlier stage's checkpoint."""
+    target = str(_get(cfg, "method._target_") or "").rsplit(".", 1)[-1]
+    if target not in LIRA_CHAINED or not _get(cfg, "train", True):
+        return []
+    if _get(cfg, "init_from") or _get(cfg, "ckpt_path") or _get(cfg, "resume"):
+        return []
+    return [
+        f"{target} starts from {LIRA_CHAINED[target]}: give init_from=<that run's "
+        "checkpoints/last.ckpt> (experiments/lira_pipeline.sh chains the stages)"
+    ]
+
+
 TRAIN_CHECKS: tuple[Check, ...] = (
     missing_values, seed, epochs, data, curriculum, accelerator, perceptual_weights,
-    chained_phase,
+    chained_phase, chained_stage,
 )  # fmt: skip
 EVALUATE_CHECKS: tuple[Check, ...] = (missing_values, seed, data, accelerator)
 RESTORE_CHECKS: tuple[Check, ...] = (missing_values,)

@@ -8,7 +8,9 @@ corrupts the batch there (batched, per-sample parameters, no host sync).
 Validation and test: fixed, seeded per-level pairs generated on the CPU once
 (:mod:`lightrestore.data.eval_set`), identical for every method and machine. Test
 *variants* (e.g. centred holes for inpainting) are extra test sets with the same
-clean patches and severities.
+clean patches and severities. Whole-image benchmark sets (``benchmark_sets``) and
+pre-made pairs read from files (``premade_pairs``, RL-Restore's mild / moderate / severe
+test sets: :mod:`lightrestore.data.premade_pairs`) are further named test sets.
 
 Hard mining (ODL's baseline) swaps the on-the-fly corruption for a static pool of
 pre-corrupted pairs over all levels (:meth:`use_static_pool`).
@@ -43,6 +45,7 @@ from lightrestore.data.image_test_set import (
     benchmark_folder,
     build_image_test_set,
 )
+from lightrestore.data.premade_pairs import PremadePairs, read_premade_pairs
 from lightrestore.data.sampler import DifficultySampler
 from lightrestore.data.sources import ImageSource
 from lightrestore.data.sources.image_list import ImageList, ResizedImageList
@@ -93,6 +96,12 @@ class RestorationDataModule(LightningDataModule):
             ``<benchmark_root>/<name>`` (or its ``HR/``), e.g. Set5, Set14, BSD100,
             Urban100; evaluated image by image, cropped to a multiple of the
             degradation's ``scale``.
+        premade_pairs: ``{test set name: folder}``: pre-made (input, ground truth) pairs
+            read from files, in RL-Restore's layout (``<folder>/mild_in/1_in.png`` with
+            ``<folder>/mild_gt/1_gt.png``, likewise ``moderate_*``, ``severe_*``); group
+            ``mild`` is scored as level 1, ``moderate`` 2, ``severe`` 3 (or as the
+            degradation's ``level_names`` say). Pairs of equal size are batched together
+            (``eval_batch_size``); see :mod:`lightrestore.data.premade_pairs`.
         num_workers: training loader workers; ``"auto"`` sizes from the machine.
         flip: random horizontal flips of training patches.
         seed: seeds the sampler, the device corruption generator and the eval sets.
@@ -116,6 +125,7 @@ class RestorationDataModule(LightningDataModule):
         resize_to: int | None = None,
         benchmark_root: str | None = None,
         benchmark_sets: Sequence[str] = (),
+        premade_pairs: Mapping[str, str] | None = None,
         num_workers: int | str = 0,
         pin_memory: bool | None = None,
         flip: bool = True,
@@ -163,6 +173,7 @@ class RestorationDataModule(LightningDataModule):
             )
         if DEFAULT in self.test_variants:
             raise ConfigError(f"'{DEFAULT}' is reserved for the main test set; rename the variant")
+        self.premade_pairs = self._check_premade_pairs(premade_pairs)
         self.num_workers = default_workers() if num_workers == "auto" else int(num_workers)
         self.pin_memory = pin_memory
         self.flip = flip
@@ -212,6 +223,49 @@ class RestorationDataModule(LightningDataModule):
                     ts.checksum[:16],
                 )
                 self.test_sets[name] = ts
+            for name, folder in self.premade_pairs.items():
+                ps = read_premade_pairs(folder, self.degradation, self.source.channels, name)
+                log.info(
+                    "test set %s: %d pre-made pairs from %s (levels %s), checksum %s",
+                    name, len(ps), ps.folder, ps.groups, ps.checksum[:16],
+                )  # fmt: skip
+                self.test_sets[name] = ps
+
+    def _check_premade_pairs(self, premade_pairs: Any) -> dict[str, str]:
+        """``data.premade_pairs`` as ``{name: folder}``; names must not clash with the other
+        test sets (``default``, the variants, the benchmark sets)."""
+        if not premade_pairs:
+            return {}
+        if not isinstance(premade_pairs, Mapping):
+            raise ConfigError(
+                f"data.premade_pairs must map test set names to folders, e.g. "
+                f"{{rl_restore: /data/RL-Restore/test}}, got {premade_pairs!r}"
+            )
+        out = {str(k): str(v) for k, v in premade_pairs.items()}
+        taken = {DEFAULT, *self.test_variants, *self.benchmark_sets}
+        for name, folder in out.items():
+            if name in taken:
+                raise ConfigError(
+                    f"data.premade_pairs.{name}: the test set '{name}' already exists (the main "
+                    "set, a test variant or a benchmark set); give the pre-made pairs another name"
+                )
+            if not name or folder in ("", "None", "???"):
+                raise ConfigError(
+                    f"data.premade_pairs.{name or '<empty>'}={folder!r}: give every pre-made test "
+                    "set a name and a folder holding mild_in/ and mild_gt/, moderate_in/, ..."
+                )
+        scale = int(getattr(self.degradation, "scale", 1))
+        if scale != 1:
+            raise ConfigError(
+                f"data.premade_pairs: a pre-made input must be the size of its ground truth, and "
+                f"this task's inputs are {scale}x smaller (super-resolution); drop data.premade_pairs"
+            )
+        if getattr(self, "colour", "rgb") != "rgb":  # ColourDataModule converts its own sets only
+            raise ConfigError(
+                f"data.premade_pairs are read as stored, not converted to data.colour="
+                f"{self.colour}: drop data.premade_pairs, or use data.colour=rgb"
+            )
+        return out
 
     @property
     def test_set(self) -> EvalSet | None:
@@ -328,6 +382,10 @@ class RestorationDataModule(LightningDataModule):
         assert es is not None, "call setup() first"
         whole = isinstance(es, ImageTestSet)
         trainer = getattr(self, "trainer", None)
+        if isinstance(es, PremadePairs):  # files: batches of equal-size pairs, a rank's share
+            shard = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+            batches = es.batches(self.eval_batch_size, *shard)
+            return DataLoader(ImagePairs(es), batch_sampler=batches, num_workers=0)
         device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
         if not whole and device.type == "cuda":  # keep the pairs on the GPU: no copy per batch
             return ResidentEvalLoader(
@@ -442,5 +500,6 @@ class RestorationDataModule(LightningDataModule):
             "benchmarks": {
                 n: str(benchmark_folder(self.benchmark_root, n)) for n in self.benchmark_sets
             },
+            "premade_pairs": dict(self.premade_pairs),
             "static_pool": None if self.pool is None else len(self.pool),
         }

@@ -44,6 +44,8 @@ class Ladder:
         unit: unit of the severity, for tables (``"px"``, ``"%"``, ...).
         integer: severities are integers drawn uniformly from ``lo..hi`` inclusive
             (hole sides); otherwise reals drawn uniformly from ``[lo, hi)``.
+        labels: optional names of the levels ``1..N+1`` (LIRA's groups: mild, moderate,
+            severe), shown before the range by :meth:`describe` and in results files.
     """
 
     bins: tuple[tuple[float, float], ...]
@@ -51,6 +53,7 @@ class Ladder:
     name: str = "severity"
     unit: str = ""
     integer: bool = False
+    labels: tuple[str, ...] | None = None
     _tables: dict = field(default_factory=dict, compare=False, repr=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -60,6 +63,13 @@ class Ladder:
             object.__setattr__(self, "extra", (float(self.extra[0]), float(self.extra[1])))
         if not bins:
             raise ConfigError("a ladder needs at least one training bin")
+        if self.labels is not None:
+            object.__setattr__(self, "labels", tuple(str(v) for v in self.labels))
+            if len(self.labels) != len(self.all_bins()):
+                raise ConfigError(
+                    f"a ladder with {len(self.all_bins())} levels needs as many labels, got "
+                    f"{len(self.labels)}"
+                )
         for lo, hi in self.all_bins():
             if hi < lo:
                 raise ConfigError(f"ladder bin ({lo}, {hi}) has hi < lo")
@@ -107,8 +117,11 @@ class Ladder:
         return self.all_bins()[level - 1]
 
     def describe(self, level: int) -> str:
+        """The level's range (``"7-12px"``), after its label where it has one
+        (``"mild 9-11"``)."""
         lo, hi = self.bounds(level)
-        return f"{lo:g}{self.unit}" if lo == hi else f"{lo:g}-{hi:g}{self.unit}"
+        span = f"{lo:g}{self.unit}" if lo == hi else f"{lo:g}-{hi:g}{self.unit}"
+        return f"{self.labels[level - 1]} {span}" if self.labels else span
 
     def check_levels(self, levels: Iterable[int] | Tensor, *, allow_extra: bool = True) -> None:
         """Raise :class:`LevelError` if any level is outside the ladder.

@@ -22,6 +22,9 @@ per-seed mean PSNR over levels 1..N (each policy against ``ondemand`` when prese
 every pair; same seed = same test pairs, checked through ``test_set.checksum``), and
 ``summary_seeds.csv`` / ``summary_ttest.csv`` are written too. With one seed per policy
 the output is unchanged (one row per run, no t-test).
+
+Lifelong runs (LIRA and its baselines: outputs ``old_task`` and ``new_task``) get Table 4's
+old / new task table (:mod:`lightrestore.reporting.lifelong`) and ``summary_lifelong.csv``.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lightrestore.reporting.lifelong import is_lifelong, lifelong_block, lifelong_csv
 from lightrestore.reporting.significance import (
     NEEDS_TWO,
     PairingError,
@@ -244,6 +248,7 @@ def summary_markdown(runs: Sequence[Run], title: str = "") -> str:
                 for variant in variants:
                     lines += _psnr_block(members, variant, heading, output)
             lines += _settings_block(members, heading)  # DL-Net's method x test setting
+            lines += lifelong_block(members, heading)  # LIRA's old / new task table
             continue
         lines += [
             "Rows are policies: mean ± standard error over seeds (SE = sample std / sqrt(n), "
@@ -257,6 +262,7 @@ def summary_markdown(runs: Sequence[Run], title: str = "") -> str:
                 lines += _seed_block(policies, variant, heading, output)
         lines += _ttest_block(policies, heading)
         lines += _settings_block(members, heading)
+        lines += lifelong_block(members, heading)
     missing = [r for r in runs if not r.complete]
     if missing:
         lines += ["Incomplete runs (no results.json):", ""]
@@ -840,6 +846,8 @@ def write_summary(
         atomic_write_text(out_dir / "summary_ttest.csv", summary_ttest_csv(runs))
     if settings_tables(runs):
         atomic_write_text(out_dir / "summary_settings.csv", summary_settings_csv(runs))
+    if any(is_lifelong(r.doc) for r in done):
+        atomic_write_text(out_dir / "summary_lifelong.csv", lifelong_csv(done))
     from lightrestore.reporting.plotting import plot_psnr_vs_level
 
     for i, ((task, _), members) in enumerate(groups.items()):
