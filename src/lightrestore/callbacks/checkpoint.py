@@ -1,4 +1,5 @@
-"""Lightning's ``ModelCheckpoint`` for runs that resume into a new folder."""
+"""Lightning's ``ModelCheckpoint`` for runs that resume into a new folder, whose
+``last.ckpt`` is the last state (not the last best)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,23 @@ class RunCheckpoint(ModelCheckpoint):
     @property
     def state_key(self) -> str:
         return "ModelCheckpoint" + super().state_key[len(type(self).__qualname__) :]
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_last_now(trainer)
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_last_now(trainer)
+
+    def _save_last_now(self, trainer: Any) -> None:
+        """``last.ckpt`` at this step, unless Lightning saved a checkpoint at it already
+        (a new best: it then wrote ``last.ckpt`` too) or this is no time to save."""
+        if not self.save_last or self._should_skip_saving_checkpoint(trainer):
+            return
+        self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if state_dict.get("dirpath", self.dirpath) == self.dirpath:
