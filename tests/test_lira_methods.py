@@ -253,3 +253,17 @@ def test_fork_routes_by_factor_and_needs_it():
         assert torch.equal(out, method.model(b.degraded, b.params["factor"]))
     with pytest.raises(ConfigError, match="blended_single"):
         method.restore(batch())
+
+
+def test_ddp_looks_for_unused_parameters():
+    """The warm-up, the modes without an old-task term and the fork's experts without an
+    image in a batch leave parameters without a gradient: DDP must be told."""
+    from omegaconf import OmegaConf
+
+    from lightrestore.build import trainer_options
+
+    cfg = OmegaConf.create({"trainer": {"strategy": "ddp"}})
+    fork = LiraFork(model=LiraForkNet(channels=3, width=W, experts=3, blocks=BLOCKS),
+                    loss=PixelLoss("l1"), optimizer=adam())  # fmt: skip
+    for method in (incremental(), fork):
+        assert trainer_options(cfg, method)["strategy"] == "ddp_find_unused_parameters_true"

@@ -54,6 +54,17 @@ def test_every_lira_experiment_composes(tmp_path):
     assert (cfg.model.experts, cfg.model.blocks, m.generator.blocks) == (3, 6, 9)
     gan = compose_cfg(tmp_path, "experiment=lira_replay_gan", smoke=False).method
     assert gan.cycle_weight == 10.0
+    # one learning rate for every part where the paper says so (an empty mapping in an
+    # experiment file would merge into lira_incremental's {base: {lr: 1e-7}}, not replace it)
+    for name, one_rate in (("lira_finetune", True), ("lira_ewc", True), ("lira_setting_a", False)):
+        method = build(compose_cfg(tmp_path, f"experiment={name}", "model.blocks=2",
+                                   "+lira_gan_width=4"))["method"]  # fmt: skip
+        method.setup("fit")
+        opt = method.configure_optimizers()
+        opt = opt["optimizer"] if isinstance(opt, dict) else opt
+        rates = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+        base = {rates[id(p)] for p in method.base.parameters()}
+        assert base == ({1e-4} if one_rate else {1e-7}), name
     joint = compose_cfg(tmp_path, "experiment=lira_joint").task.degradation
     assert joint.old_fraction == 0.5
     darkness = compose_cfg(tmp_path, "experiment=lira_incremental", "task=blended_darkness")

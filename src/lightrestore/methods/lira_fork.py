@@ -26,6 +26,8 @@ class LiraFork(RestorationModule):
     """
 
     method_name = "lira_fork"
+    #: an expert that gets no image of a batch gets no gradient (DDP must look for them)
+    has_unused_parameters = True
 
     def restore(self, batch: RestorationBatch) -> Tensor:
         """``model(degraded, factor)``: ``(B, C, H, W)``, roughly in [0, 1]."""
