@@ -51,6 +51,22 @@ def metric_settings(task: Any) -> dict[str, Any]:
     }
 
 
+def measure_settings(cfg: Any) -> dict[str, Any]:
+    """The optional per-level measures of the run (the top-level ``metrics`` node, e.g.
+    ``metrics=lpips_alex``: ``metrics.lpips.{net, backbone_weights, linear_weights}``), as
+    the method's ``perceptual_metrics``; ``{}`` when none is set, so methods are built
+    exactly as without them."""
+    from omegaconf import OmegaConf
+
+    node = cfg.get("metrics")
+    if not node:
+        return {}
+    if OmegaConf.is_config(node):
+        node = OmegaConf.to_container(node, resolve=True)
+    settings = {str(k): v for k, v in dict(node).items() if v is not None}
+    return {"perceptual_metrics": settings} if settings else {}
+
+
 def task_context(task: Any, degradation: Any) -> dict[str, Any]:
     """What every method receives from the task, whatever its config."""
     ladder = degradation.ladder
@@ -93,7 +109,7 @@ def build_method(cfg: Any, degradation: Any = None) -> Any:
 
     if degradation is None:
         degradation = instantiate(cfg.task.degradation)
-    method = instantiate(cfg.method, **task_context(cfg.task, degradation))
+    method = instantiate(cfg.method, **task_context(cfg.task, degradation), **measure_settings(cfg))
     if not isinstance(method, Method):
         raise UserError(
             f"method {type(method).__name__} is not a lightrestore method "
@@ -155,7 +171,12 @@ def build(cfg: Any) -> dict[str, Any]:
 
 
 def build_from_checkpoint(
-    ckpt: Mapping[str, Any], path: str | Path, task: Any = None, degradation: Any = None
+    ckpt: Mapping[str, Any],
+    path: str | Path,
+    task: Any = None,
+    degradation: Any = None,
+    weights: str = "raw",
+    metrics: Any = None,
 ) -> Any:
     """The method a checkpoint was trained with, its weights loaded (eval mode).
 
@@ -164,15 +185,36 @@ def build_from_checkpoint(
         path: its file, for messages.
         task: the task config to build the method for (default: the checkpoint's own).
         degradation: that task's degradation, when the caller has built it already.
+        weights: ``raw`` (the trained weights) or ``ema`` (their moving average, from a run
+            trained with ``callbacks=ema``).
+        metrics: the optional measures to score with (``evaluate``'s ``metrics`` node, e.g.
+            LPIPS), whatever the training run measured; ``None``: none (``restore``).
     """
     from omegaconf import OmegaConf, open_dict
 
-    from lightrestore.storage.checkpoints import load_weights
+    from lightrestore.storage.checkpoints import CheckpointError, load_weights
 
+    if weights not in ("raw", "ema"):
+        raise ConfigError(f"weights must be raw or ema, got {weights!r}")
+    if weights == "ema":
+        from lightrestore.callbacks.ema import ema_state_dict
+        from lightrestore.storage.integrity import first_non_finite
+
+        try:
+            ckpt = {**ckpt, "state_dict": ema_state_dict(dict(ckpt), path)}
+        except KeyError as e:
+            raise CheckpointError(e.args[0]) from None
+        bad = first_non_finite(ckpt["state_dict"])
+        if bad:
+            raise CheckpointError(
+                f"checkpoint {path} holds non-finite EMA weights ({bad[1]} in {bad[0]}): "
+                "use weights=raw or another checkpoint"
+            )
     train_cfg = upgrade_config(OmegaConf.create(ckpt["lightrestore"]["config"]))
-    if task is not None:
-        with open_dict(train_cfg):
+    with open_dict(train_cfg):
+        if task is not None:
             train_cfg.task = task
+        train_cfg.metrics = metrics  # evaluate's own measures, not the training run's
     method = build_method(train_cfg, degradation)
     load_weights(method, ckpt, path)
     method.run_config = ckpt["lightrestore"]["config"]

@@ -69,6 +69,9 @@ class ResultsWriter(Callback):
             checksums={name: ts.checksum for name, ts in dm.test_sets.items()},
             extra=extra,
             space=getattr(pl_module, "protocol", "PSNR/SSIM/L1/L2 on all channels"),
+            lpips_net=getattr(
+                (getattr(pl_module, "extra_measures", None) or {}).get("lpips"), "net", None
+            ),
         )
         self.last_markdown = write_results(self.output_dir, doc, title=extra.get("experiment"))
         if self.print_table:  # through logging: the console and the run's log file

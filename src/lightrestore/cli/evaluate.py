@@ -58,7 +58,9 @@ def run_evaluate(cfg: Any) -> dict[str, Any]:
     datamodule = instantiate(
         cfg.data, degradation=degradation, test_variants=cfg.task.get("test_variants")
     )
-    method = build_from_checkpoint(ckpt, ckpt_path, task=cfg.task, degradation=degradation)
+    method = build_from_checkpoint(ckpt, ckpt_path, task=cfg.task, degradation=degradation,
+                                   weights=str(cfg.get("weights") or "raw"),
+                                   metrics=cfg.get("metrics"))  # fmt: skip
     channels = method.inference_spec().get("channels")
     if channels is not None and channels != cfg.task.channels:
         raise ConfigError(
@@ -78,6 +80,7 @@ def run_evaluate(cfg: Any) -> dict[str, Any]:
         "task": cfg.task.name,
         "checkpoint": str(ckpt_path.resolve()),
         "checkpoint_epoch": ckpt.get("epoch"),
+        "weights": str(cfg.get("weights") or "raw"),
         "method": ckpt["lightrestore"].get("method"),
         "seed": cfg.seed,
     }

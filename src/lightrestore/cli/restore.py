@@ -164,7 +164,8 @@ def _load_method(cfg: Any, device: Any) -> tuple[Any, int]:
     ckpt_path = Path(str(cfg.ckpt)).expanduser()
     ckpt = load_checkpoint(ckpt_path)
     check_method(ckpt, cfg.get("expect_method"), ckpt_path)
-    method = build_from_checkpoint(ckpt, ckpt_path).to(device)
+    method = build_from_checkpoint(ckpt, ckpt_path, weights=str(cfg.get("weights") or "raw"))
+    method = method.to(device)
     channels = method.inference_spec().get("channels")
     return method, int(channels or ckpt["lightrestore"]["config"]["task"]["channels"])
 

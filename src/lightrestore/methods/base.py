@@ -89,6 +89,11 @@ class Method(LightningModule):
             weights only (parameters with two or more dimensions), not to biases, norm
             layers' scales and shifts or other vectors (DL-Net: "L2 weight decay on
             weights"; MMEngine's ``bias_decay_mult=0, norm_decay_mult=0``).
+        perceptual_metrics: the optional per-level measures (the ``metrics`` config node,
+            e.g. ``{"lpips": {"net": "alex", "backbone_weights": ..., "linear_weights": ...}}``);
+            set by the builder. Built once (:func:`lightrestore.metrics.lpips.extra_measures`)
+            and shared by every :class:`LevelMetrics` of the method as a plain attribute,
+            :attr:`extra_measures`, so no such network enters ``state_dict`` or checkpoints.
     """
 
     method_name = "method"
@@ -113,6 +118,7 @@ class Method(LightningModule):
         metric_quantize: bool = False,
         name: str | None = None,
         decay_weights_only: bool = False,
+        perceptual_metrics: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.decay_weights_only = bool(decay_weights_only)
@@ -128,6 +134,13 @@ class Method(LightningModule):
         self.frozen = [str(n) for n in (frozen or [])]
         # a plain attribute (not a sub-module): the forward model, no state of its own
         object.__setattr__(self, "degradation", degradation)
+        # the optional measures (LPIPS): one network, a plain attribute, never checkpointed
+        extra: dict[str, Callable[[Tensor, Tensor], Tensor]] = {}
+        if perceptual_metrics:
+            from lightrestore.metrics.lpips import extra_measures
+
+            extra = extra_measures(perceptual_metrics)
+        object.__setattr__(self, "extra_measures", extra)
         self.n_test_levels = int(n_test_levels)
         self.train_loss = MeanMetric()
         self.val_metrics = self._level_metrics(n_val_levels)
@@ -138,6 +151,9 @@ class Method(LightningModule):
         #: after testing: ``{test set: {output: {level: row}}}``
         self.test_scores_results: dict[str, dict[str, dict[int, dict[str, float]]]] = {}
         self.run_config: dict[str, Any] | None = None  # the resolved config, saved in checkpoints
+        #: outputs scored in testing beside :meth:`outputs`, added by callbacks (the weight
+        #: average's ``ema``): ``{name: fn(batch) -> (B, C, H, W) in [0, 1]}``
+        self.extra_outputs: dict[str, Callable[[RestorationBatch], Tensor]] = {}
 
     # ------------------------------------------------------------------ parts
     def networks(self) -> dict[str, nn.Module]:
@@ -180,19 +196,21 @@ class Method(LightningModule):
     def _level_metrics(self, n_levels: int) -> LevelMetrics:
         """Per-level metrics in the configured space: all channels, or the Y channel with
         a border crop (super-resolution's convention); outputs rounded to 8 bits first
-        with ``metric_quantize``."""
+        with ``metric_quantize``. The optional measures (:attr:`extra_measures`, e.g.
+        LPIPS) see the whole clamped output, all channels, and are shared, not copied."""
+        extra = getattr(self, "extra_measures", None) or None
         if self.metric_space == "y":
             from lightrestore.metrics.sr import measure_y
 
             kw: dict[str, Any] = {"border": self.metric_border}
             if self.metric_quantize:
                 kw["quantize"] = True
-            return LevelMetrics(n_levels, measure=partial(measure_y, **kw))
+            return LevelMetrics(n_levels, measure=partial(measure_y, **kw), extra=extra)
         if self.metric_quantize:
             from lightrestore.metrics.image_quality import measure_all
 
-            return LevelMetrics(n_levels, measure=partial(measure_all, quantize=True))
-        return LevelMetrics(n_levels)
+            return LevelMetrics(n_levels, measure=partial(measure_all, quantize=True), extra=extra)
+        return LevelMetrics(n_levels, extra=extra)
 
     @property
     def protocol(self) -> str:
@@ -299,7 +317,7 @@ class Method(LightningModule):
     def test_outputs(self) -> tuple[str, ...]:
         """Every output scored in testing: :attr:`scored_outputs` (+ ``restored_known``)."""
         extra = ("restored_known",) if self.scores_missing_region else ()
-        return (*self.scored_outputs, *extra)
+        return (*self.scored_outputs, *extra, *self.extra_outputs)
 
     def missing_region(self, batch: RestorationBatch) -> Tensor | None:
         """``(B, 1, H, W)`` in {0, 1}: 1 where the degradation removed the pixel (the hole,
@@ -325,6 +343,8 @@ class Method(LightningModule):
         region = self.missing_region(batch)
         if region is not None:  # the known pixels put back
             outputs["restored_known"] = torch.lerp(batch.degraded, outputs["restored"], region)
+        for extra, restore in self.extra_outputs.items():
+            outputs[extra] = restore(batch)
         self.test_scores.update(name, outputs, batch.clean, batch.level, region)
 
     def on_test_epoch_end(self) -> None:
@@ -369,7 +389,8 @@ class Method(LightningModule):
                     self.log(f"{stage}/{name}/level_{level}", row[name], sync_dist=True)
 
     def _log_levels(self, stage: str, results: dict[int, dict[str, float]]) -> None:
-        """Log per-level values and their mean over the training levels.
+        """Log per-level values and their mean over the training levels: psnr, ssim, l1,
+        l2 and the optional measures (``lpips``: ``<stage>/lpips/level_i``, ``.../mean``).
 
         They are already synced over ranks by torchmetrics, hence identical on every
         rank; ``sync_dist=True`` averages identical values (a no-op) and keeps
@@ -378,11 +399,14 @@ class Method(LightningModule):
         if not results:
             return
         prog = stage == "val"
+        # the built-in measures, then the optional ones (LPIPS) the rows carry
+        names = [*MEASURES, *(n for n in getattr(self, "extra_measures", {}) or {}
+                              if all(n in row for row in results.values()))]  # fmt: skip
         for level, row in results.items():
-            for name in MEASURES:
+            for name in names:
                 self.log(f"{stage}/{name}/level_{level}", row[name], sync_dist=True)
         train_levels = [lv for lv in results if lv <= self.val_metrics.n_levels]
-        for name in MEASURES:
+        for name in names:
             mean = sum(results[lv][name] for lv in train_levels) / max(1, len(train_levels))
             self.log(f"{stage}/{name}/mean", mean, prog_bar=prog and name == "psnr", sync_dist=True)
 

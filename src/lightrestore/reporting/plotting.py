@@ -82,3 +82,47 @@ def plot_psnr_vs_level(
     out = _save(fig, path)
     plt.close(fig)
     return out
+
+
+Curve = Sequence[tuple[float, float]]
+
+
+def plot_training_curves(
+    losses: Mapping[str, Curve], val: Mapping[str, Curve], path: str | Path, title: str = ""
+) -> Path:
+    """Training losses (left) and validation PSNR (right) against the epoch; each a map
+    ``{name: [(epoch, value), ...]}``. A name ending in ``mean`` is drawn thick."""
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
+    panels = ((left, losses, "training loss"), (right, val, "validation PSNR (dB)"))
+    for ax, curves, ylabel in panels:
+        for name, pts in curves.items():
+            pts = sorted(pts)
+            thick = name.endswith("mean")
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label=name,
+                    lw=2.2 if thick else 1.0, alpha=1.0 if thick else 0.7)  # fmt: skip
+        ax.set(xlabel="epoch", ylabel=ylabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        if curves:
+            ax.legend(fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "nothing logged", ha="center", va="center", transform=ax.transAxes)
+    fig.subplots_adjust(wspace=0.3)
+    fig.suptitle(title or "training curves")
+    out = _save(fig, path)
+    plt.close(fig)
+    return out
+
+
+def png_bytes(plot: Any, *args: Any, **kwargs: Any) -> bytes:
+    """The PNG that ``plot(*args, path, ...)`` (any ``plot_*`` function of this module,
+    ``path`` given as the keyword ``path``) draws, as bytes instead of a file."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "figure.png"
+        plot(*args, path=path, **kwargs)
+        return path.read_bytes()

@@ -878,7 +878,9 @@ except ImportError:  # pragma: no cover
 
 
 class MultirunSummary(_HydraCallback):
-    """Hydra callback: after a multirun, write the summary into the sweep folder."""
+    """Hydra callback: after a multirun, write the summary into the sweep folder; when
+    the sweep logged to wandb, also send it as one more run of the sweep's wandb group
+    (:mod:`lightrestore.reporting.wandb_summary`)."""
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -887,6 +889,12 @@ class MultirunSummary(_HydraCallback):
                 write_summary([sweep_dir])
             except Exception as e:  # a summary must never fail the sweep
                 log.warning("could not write the sweep summary: %s", e)
+            try:
+                from lightrestore.reporting.wandb_summary import log_sweep_summary_from_config
+
+                log_sweep_summary_from_config(config, sweep_dir)  # nothing without wandb
+            except Exception as e:  # noqa: BLE001
+                log.warning("could not log the sweep summary to wandb: %s", e)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -896,9 +904,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("dirs", nargs="+", help="run or multirun folders to aggregate")
     parser.add_argument("--out", help="where to write summary.* (default: the first folder)")
     parser.add_argument("--title", default="", help="title of the summary")
+    parser.add_argument(
+        "--html",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="FILE",
+        help="also write one self-contained HTML report (figures embedded, works offline) "
+        "to FILE (a folder: FILE/report.html; default: <out>/report.html); give it after "
+        "the folders or as --html=FILE",
+    )
     args = parser.parse_args(argv)
     try:
-        write_summary(args.dirs, args.out, args.title)
+        out_dir = write_summary(args.dirs, args.out, args.title)
+        if args.html is not None:
+            from lightrestore.reporting.html_report import html_path, write_html
+
+            path = write_html(args.dirs, html_path(out_dir, args.html), args.title or out_dir.name)
+            print(f"HTML report written to {path} ({path.stat().st_size / 1e6:.1f} MB)")
     except FileNotFoundError as e:
         print(f"lightrestore.report: error: {e}", file=sys.stderr)
         return 2

@@ -18,6 +18,16 @@ from lightrestore.storage.atomic import atomic_write_json, atomic_write_text
 METRICS = ("psnr", "ssim", "l1", "l2")
 #: inpainting / interpolation: the missing region only (DL-Net's Table 2 protocol)
 REGION_METRICS = ("missing_psnr", "missing_l1", "missing_l2")
+#: optional measures (``metrics=lpips_alex``): written only when the rows carry them
+OPTIONAL_METRICS = ("lpips",)
+LPIPS_NOTE = "LPIPS: learned perceptual distance (Zhang et al. 2018), lower is better."
+#: ``results.json`` ``lpips_protocol`` (apart from ``protocol``, which groups comparable runs:
+#: a run scored with LPIPS stays comparable in PSNR with one scored without)
+LPIPS_PROTOCOL = (
+    "LPIPS v0.1 (Zhang et al. 2018; lower is better; backbone: {net}) on all channels of the "
+    "whole clamped output (no border crop, no rounding; grey images repeated to 3 channels), "
+    "images mapped to [-1, 1], per-image values averaged over the level's pairs."
+)
 
 PROTOCOL = (
     "Fixed seeded pairs per level generated on the CPU (same clean patches at every level); "
@@ -43,13 +53,14 @@ def level_table(
         row: dict[str, Any] = {"range": ladder.describe(lv), "extra": lv == ladder.extra_level}
         row.update({m: float(metrics[lv][m]) for m in METRICS})
         row.update({m: float(metrics[lv][m]) for m in REGION_METRICS if m in metrics[lv]})
+        row.update({m: float(metrics[lv][m]) for m in OPTIONAL_METRICS if m in metrics[lv]})
         row["count"] = int(metrics[lv]["count"])
         if input_metrics and lv in input_metrics:
             row["input_psnr"] = float(input_metrics[lv]["psnr"])
         levels[str(lv)] = row
     train = sorted(lv for lv in metrics if lv <= ladder.n_levels)
     mean = {m: sum(float(metrics[lv][m]) for lv in train) / len(train) for m in METRICS}
-    for m in REGION_METRICS:
+    for m in (*REGION_METRICS, *OPTIONAL_METRICS):
         if train and all(m in metrics[lv] for lv in train):
             mean[m] = sum(float(metrics[lv][m]) for lv in train) / len(train)
     return {"levels": levels, "mean_train_levels": mean if train else {}, "train_levels": train}
@@ -67,6 +78,7 @@ def build_results(
     checksums: Mapping[str, str | None] | None = None,
     extra: Mapping[str, Any] | None = None,
     space: str = "PSNR/SSIM/L1/L2 on all channels",
+    lpips_net: str | None = None,
 ) -> dict[str, Any]:
     """The ``results.json`` document.
 
@@ -84,6 +96,9 @@ def build_results(
         checksums: ``{test set: checksum}`` for the tables of ``outputs``.
         extra: anything else to record (experiment, method, data description...).
         space: how the metrics were measured (channels, border), for the protocol.
+        lpips_net: the LPIPS backbone (``alex`` | ``vgg``) when rows carry ``lpips``: named in
+            ``lpips_protocol``, kept apart from ``protocol`` so runs with and without LPIPS
+            stay comparable (one table) in the report.
     """
     doc: dict[str, Any] = dict(extra or {})
     doc.update(level_table(metrics, ladder, input_metrics))
@@ -109,7 +124,24 @@ def build_results(
     if named:
         doc["outputs"] = named
     doc["protocol"] = PROTOCOL.format(space=space) + data_protocol(doc.get("data"))
+    if "lpips" in _row_keys(doc):
+        names = {"alex": "AlexNet", "vgg": "VGG16"}
+        net = names.get(str(lpips_net), "the run's metrics.lpips.net")
+        doc["lpips_protocol"] = LPIPS_PROTOCOL.format(net=net)
     return doc
+
+
+def _tables(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Every per-level table of a results document: the headline, variants, outputs."""
+    tables = [doc, *(doc.get("variants") or {}).values()]
+    for by_set in (doc.get("outputs") or {}).values():
+        tables += list(by_set.values())
+    return tables
+
+
+def _row_keys(doc: Mapping[str, Any]) -> set[str]:
+    """The measures any level row of any table of ``doc`` carries."""
+    return {k for t in _tables(doc) for r in (t.get("levels") or {}).values() for k in r}
 
 
 def data_protocol(data: Mapping[str, Any] | None) -> str:
@@ -136,14 +168,19 @@ def data_protocol(data: Mapping[str, Any] | None) -> str:
 def _table(doc: Mapping[str, Any]) -> list[str]:
     has_input = any("input_psnr" in r for r in doc["levels"].values())
     has_missing = any("missing_psnr" in r for r in doc["levels"].values())
-    head = ["level", "range", "PSNR", "SSIM", "L1", "L2", "count"]
+    has_lpips = any("lpips" in r for r in doc["levels"].values())
+    head = ["level", "range", "PSNR", "SSIM", "L1", "L2"]
+    head += ["LPIPS", "count"] if has_lpips else ["count"]
     head += ["input PSNR"] if has_input else []
     head += ["PSNR missing", "L1 missing"] if has_missing else []
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for lv, r in doc["levels"].items():
         name = f"{lv} (extra)" if r.get("extra") else lv
         cells = [name, r["range"], f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", f"{r['l1']:.4f}",
-                 f"{r['l2']:.5f}", str(r["count"])]  # fmt: skip
+                 f"{r['l2']:.5f}"]  # fmt: skip
+        if has_lpips:
+            cells.append(f"{r['lpips']:.4f}" if "lpips" in r else "")
+        cells.append(str(r["count"]))
         if has_input:
             cells.append(f"{r['input_psnr']:.2f}" if "input_psnr" in r else "")
         if has_missing:
@@ -154,13 +191,18 @@ def _table(doc: Mapping[str, Any]) -> list[str]:
         tl = doc.get("train_levels") or []
         span = f"{tl[0]}-{tl[-1]}" if tl else ""
         cells = [f"mean {span}", "", f"{m['psnr']:.2f}", f"{m['ssim']:.4f}", f"{m['l1']:.4f}",
-                 f"{m['l2']:.5f}", ""] + ([""] if has_input else [])  # fmt: skip
+                 f"{m['l2']:.5f}"]  # fmt: skip
+        if has_lpips:
+            cells.append(f"{m['lpips']:.4f}" if "lpips" in m else "")
+        cells += [""] + ([""] if has_input else [])
         if has_missing:
             cells += [f"{m['missing_psnr']:.2f}", f"{m['missing_l1']:.4f}"] if "missing_psnr" in m else ["", ""]
         lines.append("| " + " | ".join(cells) + " |")
     checksum = (doc.get("test_set") or {}).get("checksum")
     if checksum:
         lines += ["", f"test set checksum: `{checksum[:16]}`"]
+    if has_lpips:
+        lines += ["", LPIPS_NOTE]
     return lines
 
 
@@ -227,8 +269,9 @@ def results_csv(doc: Mapping[str, Any]) -> str:
     """One row per (test set, output, level): ``restored`` first, then the other outputs."""
     buf = io.StringIO()
     w = csv.writer(buf)
+    optional = [m for m in OPTIONAL_METRICS if m in _row_keys(doc)]  # lpips: lower is better
     w.writerow(["variant", "output", "level", "range", "extra", *METRICS, "count", "input_psnr",
-                *REGION_METRICS])  # fmt: skip
+                *REGION_METRICS, *optional])  # fmt: skip
     tables = [(v, "restored", t) for v, t in {"default": doc, **(doc.get("variants") or {})}.items()]
     for output, by_set in (doc.get("outputs") or {}).items():
         tables += [(v, output, t) for v, t in by_set.items()]
@@ -238,7 +281,9 @@ def results_csv(doc: Mapping[str, Any]) -> str:
             values = [r[m] for m in METRICS]
             inp = r.get("input_psnr", "")
             region = [r.get(m, "") for m in REGION_METRICS]
-            w.writerow([variant, output, lv, r["range"], extra, *values, r["count"], inp, *region])
+            more = [r.get(m, "") for m in optional]
+            w.writerow([variant, output, lv, r["range"], extra, *values, r["count"], inp, *region,
+                        *more])  # fmt: skip
     return buf.getvalue()
 
 
