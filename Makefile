@@ -19,8 +19,11 @@ $(STAMP): pyproject.toml
 run: setup
 	$(PY) -m lightrestore experiment=ondemand_inpaint $(ARGS)
 
+# one worker per core (pytest-xdist; at most 8): the suite is mostly single-threaded
+# process start-up and tiny models. `make test TEST_JOBS=0` runs it in one process.
+TEST_JOBS ?= auto
 test: setup
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest -n $(TEST_JOBS) --maxprocesses=8 $(ARGS)
 
 # the GPU paths only (bf16, channels-last, compile, CUDA restore); they also run within
 # `make test` on a machine with a GPU and are skipped without one

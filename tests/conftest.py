@@ -3,9 +3,17 @@
 
 from __future__ import annotations
 
+import os
+
 import helpers  # noqa: F401  (sets WANDB_MODE=offline, registers resolvers)
 import pytest
 import torch
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs one worker per core (pytest -n auto):
+    # one thread each, for the worker and the CLI processes it starts, or the workers'
+    # thread pools fight over the cores
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
