@@ -12,17 +12,17 @@ import time
 from benchmarks import (
     corruption,
     dlnet_overhead,
-    framework_overhead,
     gpu_feeding,
     main_job,
     ondemand_validation,
     pspl_overhead,
     restore_memory,
+    step_overhead,
 )
 from benchmarks.common import Row, machine, table, write_results
 
 SUITE = {
-    "P1": lambda a: framework_overhead.run(),
+    "P1": lambda a: step_overhead.run(),
     "P2": lambda a: corruption.run(),
     "P3": lambda a: dlnet_overhead.run(),
     "P4": lambda a: ondemand_validation.run(),

@@ -84,6 +84,7 @@ class TwoNetMethod(Method):
         self.log_train_loss(loss_g.detach(), len(batch))
 
     def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()  # train/loss, the epoch mean
         self.step_schedulers()
 
 

@@ -138,6 +138,5 @@ class Golf(Method):
         loss = torch.stack(losses).mean()
         self.log_train_loss(loss, len(batch))
         if self.phase == "g":
-            for k, value in enumerate(losses, start=1):
-                self.log(f"train/loss_step_{k}", value.detach(), on_step=True, on_epoch=False)
+            self.log_step({f"train/loss_step_{k}": v for k, v in enumerate(losses, start=1)})
         return loss

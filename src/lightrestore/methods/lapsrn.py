@@ -76,6 +76,5 @@ class LapSRNModule(RestorationModule):
         loss = torch.stack(losses).sum()
         self.log_train_loss(loss, len(batch))
         if len(losses) > 1:
-            for i, value in enumerate(losses):
-                self.log(f"train/loss_x{2 ** (i + 1)}", value.detach(), on_step=True, on_epoch=False)
+            self.log_step({f"train/loss_x{2 ** (i + 1)}": v for i, v in enumerate(losses)})
         return loss

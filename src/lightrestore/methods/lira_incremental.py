@@ -195,10 +195,9 @@ class LiraIncremental(Method):
                 )
         loss = loss_new + self.old_weight * loss_old + self.ewc_weight * penalty
         self.log_train_loss(loss, len(batch))
-        self.log("train/loss_new", loss_new.detach(), on_step=True, on_epoch=False)
-        self.log("train/loss_old", loss_old.detach(), on_step=True, on_epoch=False)
+        self.log_step({"train/loss_new": loss_new, "train/loss_old": loss_old})
         if self.ewc_weight > 0:
-            self.log("train/ewc_penalty", penalty.detach(), on_step=True, on_epoch=False)
+            self.log_step({"train/ewc_penalty": penalty})
         return loss
 
     def _old_term(self, x: Tensor, y: Tensor, new: Tensor, old: Tensor) -> Tensor:

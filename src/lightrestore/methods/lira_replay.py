@@ -119,8 +119,9 @@ class LiraReplayGAN(Method):
         opt_d.step()
 
         self.log_train_loss(loss_g, len(batch))
-        for name, value in (("loss_D", loss_d), ("loss_adv", loss_adv), ("loss_cyc", loss_cyc)):
-            self.log(f"train/{name}", value.detach(), on_step=True, on_epoch=False)
+        self.log_step(
+            {"train/loss_D": loss_d, "train/loss_adv": loss_adv, "train/loss_cyc": loss_cyc}
+        )
 
     def _accumulate_fisher(self, x: Tensor, y: Tensor) -> None:
         """The old expert's Fisher on the first ``fisher_samples`` training images (R is
@@ -132,6 +133,7 @@ class LiraReplayGAN(Method):
         self.ewc_fisher.accumulate(self.base_net, x[:take].detach(), y[:take].detach())
 
     def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()
         self.step_schedulers()
 
     def apply_frozen(self) -> None:

@@ -173,5 +173,6 @@ class MultitaskUncertainty(RestorationModule):
     def on_train_epoch_end(self) -> None:
         """Log ``train/mtl_weight/task_{i}`` = ``exp(−s_i)`` (1-based ``i``); identical on
         every rank, so ``sync_dist`` averages identical values."""
+        super().on_train_epoch_end()
         for i, w in enumerate(self.task_weight_values, start=1):
             self.log(f"train/mtl_weight/task_{i}", w, on_step=False, on_epoch=True, sync_dist=True)

@@ -72,7 +72,5 @@ class NaiveLikelihood(RestorationModule):
         else:
             lik, total = None, rec
         self.log_train_loss(total, len(batch))
-        self.log("train/loss_rec", rec.detach(), on_step=True, on_epoch=False)
-        if lik is not None:
-            self.log("train/loss_lik", lik.detach(), on_step=True, on_epoch=False)
+        self.log_step({"train/loss_rec": rec} if lik is None else {"train/loss_rec": rec, "train/loss_lik": lik})
         return total
