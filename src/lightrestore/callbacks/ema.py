@@ -94,7 +94,9 @@ class EMA(Callback):
         loaded = self._loaded or {}
         missing = [n for n in self._names if n not in loaded]
         if loaded and missing:
-            raise RuntimeError(
+            from lightrestore.storage.checkpoints import CheckpointError
+
+            raise CheckpointError(
                 f"the checkpoint's EMA weights lack {missing[:3]} ({len(missing)} in all): it was "
                 "saved by another model; resume it without callbacks=ema, or start a new run"
             )
