@@ -25,26 +25,13 @@ from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
+from lightrestore.reporting.results import level_tables
+
 log = logging.getLogger(__name__)
 
 #: the Table's first columns; every other numeric measure of the rows follows, sorted
 COLUMNS = ("test_set", "output", "level", "range", "extra", "psnr", "ssim", "l1", "l2", "count",
            "input_psnr")  # fmt: skip
-MEASURES = ("psnr", "ssim", "l1", "l2")
-
-
-def level_tables(doc: Mapping[str, Any]) -> list[tuple[str, str, Mapping[str, Any]]]:
-    """Every scored table of a results document as ``(test set, output, table)``:
-    ``restored`` on the default test set first, then on the variants, then the other
-    outputs (``input``, ``after_F``, ``G_1``, ...) on each test set."""
-    out: list[tuple[str, str, Mapping[str, Any]]] = [("default", "restored", doc)]
-    for name in sorted(doc.get("variants") or {}):
-        out.append((name, "restored", doc["variants"][name]))
-    for output in sorted(doc.get("outputs") or {}, key=lambda o: (o != "input", o)):
-        by_set = doc["outputs"][output]
-        for test_set in sorted(by_set, key=lambda s: (s != "default", s)):
-            out.append((test_set, output, by_set[test_set]))
-    return [(s, o, t) for s, o, t in out if t.get("levels")]
 
 
 def _number(value: Any) -> bool:

@@ -20,6 +20,21 @@ from lightrestore.reporting.report import find_runs
 from lightrestore.storage.atomic import atomic_write_text
 
 
+def read_metrics(run_dir: Path) -> list[dict[str, str]]:
+    """The rows of the run's CSV log (``csv/metrics.csv``), after those of the earlier jobs
+    of a SLURM-requeued run (``csv_part<k>/``); [] when there is none or it is unreadable."""
+    f = run_dir / "csv" / "metrics.csv"
+    parts = sorted(run_dir.glob("csv_part*/metrics.csv"), key=lambda p: int(p.parent.name[8:]))
+    rows: list[dict[str, str]] = []
+    for part in [*parts, f] if f.is_file() else []:
+        try:
+            with open(part, newline="") as fh:
+                rows += list(csv.DictReader(fh))
+        except (OSError, csv.Error):
+            continue
+    return rows
+
+
 def curve(run_dir: Path, metric: str = "val/psnr/mean") -> list[tuple[int, float]]:
     """``[(epoch, value)]`` from the run's CSV log (epochs counted from 1), the logs of
     the earlier jobs of a SLURM-requeued run (``csv_part<k>/``) included."""
@@ -28,12 +43,8 @@ def curve(run_dir: Path, metric: str = "val/psnr/mean") -> list[tuple[int, float
         raise FileNotFoundError(
             f"{f} not found: is '{run_dir}' a lightrestore run folder with CSV logging?"
         )
-    parts = sorted(run_dir.glob("csv_part*/metrics.csv"), key=lambda p: int(p.parent.name[8:]))
-    points = {}
-    for part in [*parts, f]:
-        for row in csv.DictReader(part.open()):
-            if row.get(metric):
-                points[int(row["epoch"]) + 1] = float(row[metric])
+    points = {int(row["epoch"]) + 1: float(row[metric]) for row in read_metrics(run_dir)
+              if row.get(metric)}  # fmt: skip
     return sorted(points.items())
 
 

@@ -33,6 +33,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from lightrestore.reporting.convergence import read_metrics
 from lightrestore.reporting.lifelong import lifelong_block
 from lightrestore.reporting.report import (
     METRICS,
@@ -50,10 +51,10 @@ from lightrestore.reporting.report import (
     _ttest_block,
     find_runs,
     groups_of,
+    level_curves,
     seed_policies,
 )
 from lightrestore.reporting.results import data_protocol
-from lightrestore.reporting.significance import mean_se
 from lightrestore.storage.atomic import atomic_write_text
 
 #: keys of a per-level row that are not measures
@@ -321,18 +322,7 @@ def psnr_curves(members: Sequence[Run]) -> dict[str, dict[str, float]]:
     """The PSNR-vs-level curves of a group, as ``summary``'s figure draws them: one per
     run, or one per policy (the mean over its seeds, labelled with n); plus the corrupted
     input (``input_psnr``, the mean over the runs) when the rows hold it."""
-    policies = seed_policies(members)
-    curves: dict[str, dict[str, float]] = {}
-    if _over_seeds(policies):
-        for p in policies:
-            tables = [_levels(r.doc) for r in p.runs]
-            lvs = sorted({lv for t in tables for lv in t}, key=int)
-            curves[f"{p.name} (n={len(p.runs)})"] = {
-                lv: mean_se([_num(t[lv]["psnr"]) for t in tables if lv in t])[0] for lv in lvs
-            }
-    else:
-        curves = {r.label: {lv: _num(row["psnr"]) for lv, row in _levels(r.doc).items()}
-                  for r in members}  # fmt: skip
+    curves = level_curves(members)
     baseline: dict[str, list[float]] = {}
     for r in members:
         for lv, row in _levels(r.doc).items():
@@ -352,17 +342,6 @@ def _psnr_figure(members: Sequence[Run], title: str) -> str:
     extra = members[0].doc.get("extra_level")
     png = compact_plot(png_bytes(plot_psnr_vs_level, curves, extra_level=extra, title=title))
     return _figure(png, "Test PSNR against the level, default test set (dashed line: extra level)")
-
-
-def read_metrics(run_dir: Path) -> list[dict[str, str]]:
-    """The rows of ``<run>/csv/metrics.csv`` (Lightning's CSV logger), [] when absent."""
-    f = run_dir / "csv" / "metrics.csv"
-    if not f.is_file():
-        return []
-    try:
-        return list(csv.DictReader(f.read_text().splitlines()))
-    except (OSError, csv.Error):
-        return []
 
 
 def _per_epoch(rows: Sequence[dict[str, str]], column: str) -> list[tuple[float, float]]:

@@ -174,10 +174,6 @@ def sweep_job() -> dict[str, Any] | None:
     return {"dir": sweep_dir, "num": num, "overrides": differing_overrides(sweep_dir, overrides)}
 
 
-#: Hydra writes a swept job's overrides back in Python's spelling (``x=False``)
-_LITERALS = {"False": "false", "True": "true", "None": "null"}
-
-
 def differing_overrides(sweep_dir: Path, overrides: Sequence[str]) -> list[str]:
     """The job's ``overrides`` whose key the sweep varies (``curriculum=ondemand`` of
     ``curriculum=ondemand,rigid_joint``), from the sweep's ``multirun.yaml``; empty when
@@ -188,6 +184,8 @@ def differing_overrides(sweep_dir: Path, overrides: Sequence[str]) -> list[str]:
     try:
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
+        from lightrestore.reporting.report import _canonical  # x=False -> x=false, as typed
+
         parser = OverridesParser.create()
         master = OmegaConf.load(f)
         swept = [str(o) for o in (OmegaConf.select(master, "hydra.overrides.task") or [])]
@@ -195,8 +193,7 @@ def differing_overrides(sweep_dir: Path, overrides: Sequence[str]) -> list[str]:
         out = []
         for text, o in zip(overrides, parser.parse_overrides(list(overrides))):
             if o.key_or_group in keys:
-                key, _, value = text.partition("=")
-                out.append(f"{key}={_LITERALS.get(value, value)}")
+                out.append(_canonical(text))
         return out
     except Exception as e:  # noqa: BLE001
         log.debug("could not read the sweep's overrides from %s: %s", f, e)

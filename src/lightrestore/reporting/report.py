@@ -824,6 +824,24 @@ def summary_csv(runs: Sequence[Run]) -> str:
     return buf.getvalue()
 
 
+def level_curves(members: Sequence[Run]) -> dict[str, dict[str, float]]:
+    """The test PSNR per level of a group's runs (default test set, ``restored``):
+    ``{label: {level: dB}}``, one curve per run, or per policy (the mean over its seeds,
+    labelled ``<policy> (n=<seeds>)``) when policies have several seeds."""
+    policies = seed_policies(members)
+    if not _over_seeds(policies):
+        return {r.label: {lv: _num(row["psnr"]) for lv, row in _levels(r.doc).items()}
+                for r in members}  # fmt: skip
+    curves = {}
+    for p in policies:
+        tables = [_levels(r.doc) for r in p.runs]
+        lvs = sorted({lv for t in tables for lv in t}, key=int)
+        curves[f"{p.name} (n={len(p.runs)})"] = {
+            lv: mean_se([_num(t[lv]["psnr"]) for t in tables if lv in t])[0] for lv in lvs
+        }
+    return curves
+
+
 def write_summary(
     roots: Sequence[str | Path], out: str | Path | None = None, title: str = ""
 ) -> Path:
@@ -851,17 +869,7 @@ def write_summary(
     from lightrestore.reporting.plotting import plot_psnr_vs_level
 
     for i, ((task, _), members) in enumerate(groups.items()):
-        curves = {r.label: {lv: _num(row["psnr"]) for lv, row in _levels(r.doc).items()}
-                  for r in members}  # fmt: skip
-        policies = seed_policies(members)
-        if _over_seeds(policies):  # one curve per policy: the mean over its seeds
-            curves = {}
-            for p in policies:
-                tables = [_levels(r.doc) for r in p.runs]
-                lvs = sorted({lv for t in tables for lv in t}, key=int)
-                curves[f"{p.name} (n={len(p.runs)})"] = {
-                    lv: mean_se([_num(t[lv]["psnr"]) for t in tables if lv in t])[0] for lv in lvs
-                }
+        curves = level_curves(members)
         name, heading = "psnr_vs_level.png", title
         if len(groups) > 1:  # one plot per task (and protocol)
             name, heading = f"psnr_vs_level_{i + 1}_{task or 'unknown'}.png", f"{title}: {task}"

@@ -131,17 +131,20 @@ def build_results(
     return doc
 
 
-def _tables(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """Every per-level table of a results document: the headline, variants, outputs."""
-    tables = [doc, *(doc.get("variants") or {}).values()]
-    for by_set in (doc.get("outputs") or {}).values():
-        tables += list(by_set.values())
-    return tables
+def level_tables(doc: Mapping[str, Any]) -> list[tuple[str, str, Mapping[str, Any]]]:
+    """Every per-level table of a results document as ``(test set, output, table)``:
+    ``restored`` on the default test set first, then on the variants, then the other
+    outputs (``input``, ``after_F``, ``G_1``, ...) on each test set; tables without levels
+    left out."""
+    out = [(v, "restored", t) for v, t in {"default": doc, **(doc.get("variants") or {})}.items()]
+    for output, by_set in (doc.get("outputs") or {}).items():
+        out += [(v, output, t) for v, t in by_set.items()]
+    return [(v, o, t) for v, o, t in out if t.get("levels")]
 
 
 def _row_keys(doc: Mapping[str, Any]) -> set[str]:
     """The measures any level row of any table of ``doc`` carries."""
-    return {k for t in _tables(doc) for r in (t.get("levels") or {}).values() for k in r}
+    return {k for _, _, t in level_tables(doc) for r in t["levels"].values() for k in r}
 
 
 def data_protocol(data: Mapping[str, Any] | None) -> str:
@@ -272,10 +275,7 @@ def results_csv(doc: Mapping[str, Any]) -> str:
     optional = [m for m in OPTIONAL_METRICS if m in _row_keys(doc)]  # lpips: lower is better
     w.writerow(["variant", "output", "level", "range", "extra", *METRICS, "count", "input_psnr",
                 *REGION_METRICS, *optional])  # fmt: skip
-    tables = [(v, "restored", t) for v, t in {"default": doc, **(doc.get("variants") or {})}.items()]
-    for output, by_set in (doc.get("outputs") or {}).items():
-        tables += [(v, output, t) for v, t in by_set.items()]
-    for variant, output, table in tables:
+    for variant, output, table in level_tables(doc):
         for lv, r in table["levels"].items():
             extra = int(bool(r.get("extra")))
             values = [r[m] for m in METRICS]
