@@ -5,12 +5,20 @@ Two regimes: **short** steps (ODL's autoencoder at smoke size: width 8, batch 8,
 crops; a few ms a step, where per-step host work shows) and the **paper** step (ODL's
 autoencoder, batch 100, 64×64). Each repeat times a window of steps inside one epoch
 (the loader, transfer, corruption, forward, backward, optimiser and every per-step hook
-and log): on the CPU the median step of the window, on a GPU the window's mean (one device
-synchronisation at each end); Trainer construction and start-up (until the first batch) are timed apart. The
-Lightning side runs with the run's callbacks (checkpointing aside: it is not per step) and
-CSV logging, and again without any callback. Repeats alternate Lightning / hand loop so
-machine noise hits both alike; every ratio is printed with its min / median / max over the
-repeats, and a verdict only when that spread is within the margin to the target.
+and log). On the CPU the steps are **paired**: after every Lightning step of the window one
+step of the hand-written loop runs (its own loader iterator and optimiser, the same network),
+and each Lightning step is divided by the hand step beside it; the repeat's ratio is the
+median of those per-step ratios. A machine whose speed drifts by tens of percent over
+seconds (a shared 2-core VM) slows both sides of a pair alike, which windows timed one after
+the other cannot offer. On a GPU, where a step is asynchronous, each side is timed over its
+own window (the mean, one device synchronisation at each end). Trainer construction and
+start-up (until the first batch) are timed apart. The Lightning side runs as a run does: the run's callbacks (checkpointing and
+the progress bar included, its output discarded), the run's profiler choice and CSV logging;
+again without any callback; and a minimal LightningModule (the same network, loss,
+optimiser, loader and corruption in ``training_step``, no callback, no logger) shows the
+floor Lightning's own loop sets. Repeats alternate the variants so machine noise hits all
+alike; every ratio is printed with its min / median / max over the repeats, and a verdict
+only when that spread is within the margin to the target.
 
     python -m benchmarks.step_overhead [--regime short|paper|both] [--repeats 5] [--threads N]
 """
@@ -32,13 +40,14 @@ from benchmarks.harness import build
 REGIMES = {
     "short": (
         "experiment=rigid_joint_inpaint",
+        "trainer.enable_progress_bar=true",
         "model.width=8",
         "data.crop_size=32",
         "data.batch_size=8",
         "data.source.load_size=64",
         "data.train_samples_per_epoch=4000",
     ),  # fmt: skip
-    "paper": ("experiment=rigid_joint_inpaint",),
+    "paper": ("experiment=rigid_joint_inpaint", "trainer.enable_progress_bar=true"),
 }
 #: the steps timed per repeat (inside the first epoch) and the targets
 WINDOWS = {"short": (50, 400), "paper": (5, 25)}
@@ -61,11 +70,38 @@ class Spread:
         return f"{self.mid * scale:{fmt}} [{self.lo * scale:{fmt}}-{self.hi * scale:{fmt}}]"
 
 
-class WindowClock:
-    """A Lightning callback timing steps ``first``..``last`` of the first epoch (one sync
-    at each end) and the start-up until the first batch."""
+class HandStep:
+    """One step of the hand-written loop: the next clean batch of its own loader iterator,
+    transfer, corruption, forward, loss, backward and the method's own optimiser (the same
+    class, options and groups, a state of its own) on the method's network."""
 
-    def __init__(self, first: int, last: int) -> None:
+    def __init__(self, objs: dict) -> None:
+        self.dm, method = objs["datamodule"], objs["method"]
+        self.model, self.loss, self.device = method.model, method.loss, method.device
+        self.optimizer = method.optimizer_factory(params=method.parameter_groups())
+        self.batches = iter(self.dm.train_dataloader())
+
+    def __call__(self) -> None:
+        clean = next(self.batches, None)
+        if clean is None:
+            self.batches = iter(self.dm.train_dataloader())
+            clean = next(self.batches)
+        with torch.enable_grad():
+            self.model.train()
+            batch = self.dm.corrupt(clean.to(self.device, non_blocking=True), epoch=0)
+            loss = self.loss(self.model(batch.degraded), batch.clean)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+
+
+class WindowClock:
+    """A Lightning callback timing steps ``first``..``last`` of the first epoch and the
+    start-up until the first batch. With ``hand``, paired: after each step of the window
+    it runs one hand step and times both (CPU only: no device synchronisation); without,
+    it marks each step's end (one sync at each end of the window)."""
+
+    def __init__(self, first: int, last: int, hand: HandStep | None = None) -> None:
         from lightning.pytorch import Callback
 
         clock = self
@@ -75,23 +111,41 @@ class WindowClock:
                 clock.started = time.perf_counter()
 
             def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-                if batch_idx + 1 in (first, last):
-                    sync()
-                if first <= batch_idx + 1 <= last:
-                    clock.mark()
-                if batch_idx + 1 == last:
+                n = batch_idx + 1
+                if first <= n <= last:
+                    clock.tick(n)
+                if n == last:
                     trainer.should_stop = True
 
         self.callback = _Clock()
-        self.first, self.last = first, last
+        self.first, self.last, self.hand = first, last, hand
         self.marks: list[float] = []
+        self.light: list[float] = []  # paired: each Lightning step ...
+        self.hand_steps: list[float] = []  # ... and the hand step after it (s)
+        self._after_hand = 0.0
         self.started = 0.0
 
-    def mark(self) -> None:
-        self.marks.append(step_mark())
+    def tick(self, n: int) -> None:
+        if self.hand is None:
+            if n in (self.first, self.last):
+                sync()
+            self.marks.append(step_mark())
+            return
+        end = time.perf_counter()  # this Lightning step ends (it began after the last hand step)
+        self.hand()
+        after = time.perf_counter()
+        if n > self.first:
+            self.light.append(end - self._after_hand)
+            self.hand_steps.append(after - end)
+        self._after_hand = after
 
     def per_step(self) -> float:
-        return per_step(self.marks)
+        """Seconds per Lightning step (paired: the median step)."""
+        return statistics.median(self.light) if self.hand is not None else per_step(self.marks)
+
+    def ratio(self) -> float:
+        """Paired: the median over the window of each step's ratio to its hand step."""
+        return statistics.median(a / b for a, b in zip(self.light, self.hand_steps))
 
 
 def step_mark() -> float:
@@ -108,53 +162,75 @@ def per_step(marks: list[float]) -> float:
     return statistics.median(b - a for a, b in zip(marks, marks[1:]))
 
 
-def _callbacks(objs: dict, project: bool) -> list:
-    from lightning.pytorch.callbacks import ModelCheckpoint
+def lightning_window(
+    objs: dict, first: int, last: int, project: bool, hand: HandStep | None = None
+) -> tuple[WindowClock, float]:
+    """(the window's clock, seconds from constructing the Trainer to its first batch)
+    through ``trainer.fit``, with the run's callbacks (``project``) or none; paired with
+    ``hand`` steps when given."""
+    import contextlib
+    import os
 
-    if not project:
-        return []
-    return [c for c in objs["callbacks"] if not isinstance(c, ModelCheckpoint)]
-
-
-def lightning_window(objs: dict, first: int, last: int, project: bool) -> tuple[float, float]:
-    """(seconds per step in the window, seconds from constructing the Trainer to its first
-    batch) through ``trainer.fit``."""
     import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import ProgressBar
 
-    clock = WindowClock(first, last)
+    callbacks = list(objs["callbacks"]) if project else []
+    bar = any(isinstance(c, ProgressBar) for c in callbacks)
+    clock = WindowClock(first, last, hand)
     t0 = time.perf_counter()
     trainer = pl.Trainer(
         max_epochs=1, limit_val_batches=0, num_sanity_val_steps=0,
         logger=pl.loggers.CSVLogger(objs["trainer"].default_root_dir),
-        callbacks=[*_callbacks(objs, project), clock.callback], enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, accelerator="auto", devices=1,
-        log_every_n_steps=50,
+        callbacks=[*callbacks, clock.callback], enable_checkpointing=project,
+        enable_progress_bar=bar, enable_model_summary=False, accelerator="auto", devices=1,
+        log_every_n_steps=50, profiler=objs["trainer"].profiler,
     )  # fmt: skip
-    trainer.fit(objs["method"], datamodule=objs["datamodule"])
-    return clock.per_step(), clock.started - t0
+    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):  # the bar's output
+        trainer.fit(objs["method"], datamodule=objs["datamodule"])
+    return clock, clock.started - t0
+
+
+def floor_window(objs: dict, first: int, last: int, hand: HandStep | None = None) -> WindowClock:
+    """Seconds per step of a minimal LightningModule: the method's network, loss and
+    optimiser, the DataModule's loader, the corruption inside ``training_step``; no
+    callback, logger or profiler: what Lightning's own loop costs over the hand loop."""
+    import lightning.pytorch as pl
+
+    dm, method = objs["datamodule"], objs["method"]
+
+    class Minimal(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model, self.loss = method.model, method.loss
+
+        def training_step(self, clean: torch.Tensor, batch_idx: int) -> torch.Tensor:
+            batch = dm.corrupt(clean, epoch=0)
+            return self.loss(self.model(batch.degraded), batch.clean)
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return method.optimizer_factory(params=method.parameter_groups())
+
+    clock = WindowClock(first, last, hand)
+    trainer = pl.Trainer(
+        max_epochs=1, limit_val_batches=0, num_sanity_val_steps=0, logger=False,
+        callbacks=[clock.callback], enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, accelerator="auto", devices=1,
+    )  # fmt: skip
+    trainer.fit(Minimal(), train_dataloaders=dm.train_dataloader())
+    return clock
 
 
 def hand_window(objs: dict, first: int, last: int) -> float:
-    """Seconds per step of a hand-written loop: loader, transfer, corruption, forward,
-    loss, backward, and the method's own optimiser (the same class, options and groups)."""
-    dm, method = objs["datamodule"], objs["method"]
-    model, loss_fn, device = method.model, method.loss, method.device
-    optimizer = method.optimizer_factory(params=method.parameter_groups())
-    model.train()
+    """Seconds per step of the hand-written loop (:class:`HandStep`) over its own window."""
+    step = HandStep(objs)
     marks: list[float] = []
-    for i, clean in enumerate(dm.train_dataloader()):
-        batch = dm.corrupt(clean.to(device, non_blocking=True), epoch=0)
-        loss = loss_fn(model(batch.degraded), batch.clean)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    for i in range(last):
+        step()
         if i + 1 in (first, last):
             sync()
-        if first <= i + 1 <= last:
+        if first <= i + 1:
             marks.append(step_mark())
-        if i + 1 == last:
-            return per_step(marks)
-    raise RuntimeError(f"the epoch has fewer than {last} batches: raise train_samples_per_epoch")
+    return per_step(marks)
 
 
 def eval_times(objs: dict) -> tuple[float, float]:
@@ -199,36 +275,52 @@ def run_regime(regime: str, repeats: int, extra: tuple[str, ...] = ()) -> list[R
     first, last = WINDOWS[regime]
     objs = build(*REGIMES[regime], *extra)
     objs["datamodule"].setup("fit")
-    fns: dict[str, Callable[[], float]] = {
-        "lightning": lambda: lightning_window(objs, first, last, project=True),
-        "no_callbacks": lambda: lightning_window(objs, first, last, project=False),
-        "hand": lambda: hand_window(objs, first, last),
+    paired = not torch.cuda.is_available()
+    hand = HandStep(objs) if paired else None
+    variants: dict[str, Callable[[], tuple[WindowClock, float | None]]] = {
+        "lightning": lambda: lightning_window(objs, first, last, True, hand),
+        "no_callbacks": lambda: lightning_window(objs, first, last, False, hand),
+        "floor": lambda: (floor_window(objs, first, last, hand), None),
     }
-    for fn in fns.values():  # warm-up: first-call costs
+    for fn in variants.values():  # warm-up: first-call costs
         fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    ratios: dict[str, list[float]] = {k: [] for k in variants}
+    hand_times: list[float] = []
     startup: list[float] = []
     for _ in range(repeats):
-        for name, fn in fns.items():
-            out = fn()
-            if isinstance(out, tuple):
-                out, start = out
-                if name == "lightning":
-                    startup.append(start)
-            times[name].append(out)
+        if not paired:
+            hand_times.append(hand_window(objs, first, last))
+        for name, fn in variants.items():
+            clock, start = fn()
+            times[name].append(clock.per_step())
+            if paired:
+                ratios[name].append(clock.ratio())
+                hand_times.append(statistics.median(clock.hand_steps))
+            else:
+                ratios[name].append(clock.per_step() / hand_times[-1])
+            if name == "lightning" and start is not None:
+                startup.append(start)
     rows = []
-    hand = Spread.of(times["hand"])
+    hand_spread = Spread.of(hand_times)
     target = TARGETS[regime]
     bs = objs["datamodule"].batch_size
+    how = "paired steps" if paired else "windows"
     for name, label in (("lightning", "run's callbacks"), ("no_callbacks", "no callbacks")):
-        ratios = Spread.of([a / b for a, b in zip(times[name], times["hand"])])
-        met, why = _verdict(ratios, target)
-        note = (f"steps {first}-{last}, batch {bs}: {Spread.of(times[name]).text(1e3)} ms vs hand "
-                f"{hand.text(1e3)} ms; ratio min/median/max {ratios.lo:.3f}/{ratios.mid:.3f}/"
-                f"{ratios.hi:.3f} over {repeats} repeats{'; ' + why if why else ''}")  # fmt: skip
+        spread = Spread.of(ratios[name])
+        met, why = _verdict(spread, target)
+        note = (f"steps {first}-{last}, batch {bs}, {how}: {Spread.of(times[name]).text(1e3)} ms "
+                f"vs hand {hand_spread.text(1e3)} ms; ratio min/median/max {spread.lo:.3f}/"
+                f"{spread.mid:.3f}/{spread.hi:.3f} over {repeats} repeats"
+                f"{'; ' + why if why else ''}")  # fmt: skip
         rows.append(Row(f"P1-{regime}" + ("" if name == "lightning" else "-bare"),
-                        f"{regime} training step, {label} (ratio to hand loop)", ratios.mid,
+                        f"{regime} training step, {label} (ratio to hand loop)", spread.mid,
                         f"<= {target:.2f}x", met, note))  # fmt: skip
+    spread = Spread.of(ratios["floor"])
+    rows.append(Row(f"P1-{regime}-floor", f"{regime}: minimal LightningModule (ratio to hand loop)",
+                    spread.mid, "report", None,
+                    f"{Spread.of(times['floor']).text(1e3)} ms, {how}; ratio min/median/max "
+                    f"{spread.lo:.3f}/{spread.mid:.3f}/{spread.hi:.3f}: Lightning's own loop"))  # fmt: skip
     start = Spread.of(startup)
     rows.append(Row(f"P1-{regime}-start", f"{regime}: Trainer construction + start-up (s)",
                     start.mid, "report", None, f"min/median/max {start.text()} s"))  # fmt: skip

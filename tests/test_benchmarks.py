@@ -42,6 +42,8 @@ def test_a_tiny_run_reports_every_row(monkeypatch, one_thread):
                         (*step_overhead.REGIMES["short"][:-1], "data.train_samples_per_epoch=48",
                          "data.val_per_level=2"))  # fmt: skip
     rows = step_overhead.run_regime("short", repeats=1)
-    assert [r.id for r in rows] == ["P1-short", "P1-short-bare", "P1-short-start", "P1-short-eval"]
+    assert [r.id for r in rows] == [
+        "P1-short", "P1-short-bare", "P1-short-floor", "P1-short-start", "P1-short-eval"
+    ]  # fmt: skip
     assert all(r.value is not None and r.value > 0 for r in rows)
     assert "steps 2-4, batch 8" in rows[0].note

@@ -9,6 +9,7 @@ import csv
 import pytest
 from helpers import compose_cfg
 from lightning.pytorch import Callback
+from torchmetrics import MeanMetric
 
 from lightrestore.cli.train import run
 from lightrestore.methods.base import Method
@@ -34,6 +35,16 @@ def test_step_values_are_logged_only_on_logging_steps_and_the_epoch_mean_is_exac
         return log(self, name, value, *args, **kwargs)
 
     monkeypatch.setattr(Method, "log", spy)
+    # the epoch mean is accumulated on the device: one torchmetrics update per epoch (an
+    # update checks its input for NaN on the host: a device sync per step on a GPU)
+    updates: list[int] = []
+    update = MeanMetric.update
+
+    def count(self, *args, **kwargs):
+        updates.append(1)
+        return update(self, *args, **kwargs)
+
+    monkeypatch.setattr(MeanMetric, "update", count)
     RecordLosses.losses = {}
     # 3 epochs x 3 steps, loggers written every 2nd step: steps 2, 4, 6, 8
     cfg = compose_cfg(tmp_path, "experiment=ondemand_inpaint", "trainer.max_epochs=3",
@@ -43,6 +54,7 @@ def test_step_values_are_logged_only_on_logging_steps_and_the_epoch_mean_is_exac
     per_step = [n for n, on_step in calls if n == "train/loss_step" and on_step]
     assert len(per_step) == 4  # 9 steps, logged at 2, 4, 6, 8 (the old code: 9)
     assert [n for n, _ in calls].count("train/loss") == 3  # once per epoch
+    assert len(updates) == 3  # the old code: 9, one per step
     with open(tmp_path / "run" / "csv" / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     steps = [int(r["step"]) for r in rows if r.get("train/loss_step")]

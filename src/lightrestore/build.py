@@ -123,6 +123,8 @@ def build_method(cfg: Any, degradation: Any = None) -> Any:
 def trainer_options(cfg: Any, method: Any) -> dict[str, Any]:
     """Trainer arguments the method decides.
 
+    * No profiler asked for (``trainer.profiler``): :class:`~lightrestore.profiler.NoProfiler`,
+      Lightning's default without its per-hook cost.
     * Methods that need gradients at evaluation (DL-Net's inner loop) run validation and
       test without Lightning's inference mode.
     * Methods with one optimiser per network (manual optimisation, e.g. GAN replay) leave
@@ -131,6 +133,10 @@ def trainer_options(cfg: Any, method: Any) -> dict[str, Any]:
       unused parameters (``ddp_find_unused_parameters_true``).
     """
     out: dict[str, Any] = {}
+    if cfg.trainer.get("profiler") is None:  # no profiling: without its per-hook cost
+        from lightrestore.profiler import NoProfiler
+
+        out["profiler"] = NoProfiler()
     if getattr(method, "needs_grad_at_eval", False) and cfg.trainer.get("inference_mode", True):
         out["inference_mode"] = False
     several = isinstance(getattr(method, "optimizer_factory", None), Mapping)
@@ -138,6 +144,24 @@ def trainer_options(cfg: Any, method: Any) -> dict[str, Any]:
     if several and str(cfg.trainer.get("strategy", "")) == "ddp":
         out["strategy"] = "ddp_find_unused_parameters_true"
     return out
+
+
+def active_callbacks(cfg: Any, callbacks: list[Any], loggers: list[Any]) -> list[Any]:
+    """The callbacks that act in this run: the progress bar only when the trainer shows
+    one (``trainer.enable_progress_bar``), the wandb results only beside a ``WandbLogger``.
+    Lightning calls every hook of every callback on every step, acting or not."""
+    from lightning.pytorch.callbacks import ProgressBar
+    from lightning.pytorch.loggers import WandbLogger
+
+    from lightrestore.callbacks.wandb_results import WandbResults
+
+    show_bar = bool(cfg.trainer.get("enable_progress_bar", True))
+    wandb = any(isinstance(lg, WandbLogger) for lg in loggers)
+    return [
+        c for c in callbacks
+        if (show_bar or not isinstance(c, ProgressBar))
+        and (wandb or not isinstance(c, WandbResults))
+    ]  # fmt: skip
 
 
 def build(cfg: Any) -> dict[str, Any]:
@@ -155,6 +179,7 @@ def build(cfg: Any) -> dict[str, Any]:
     if cfg.get("curriculum") is not None:
         callbacks.append(instantiate(cfg.curriculum))
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    callbacks = active_callbacks(cfg, callbacks, loggers)
     trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, **trainer_options(cfg, method)
     )

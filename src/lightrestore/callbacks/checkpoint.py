@@ -24,7 +24,13 @@ class RunCheckpoint(ModelCheckpoint):
 
     @property
     def state_key(self) -> str:
-        return "ModelCheckpoint" + super().state_key[len(type(self).__qualname__) :]
+        """Lightning's key (built from the constructor's options, fixed after it), built
+        once: Lightning reads it on every hook call, ~70 times a training step."""
+        key = self.__dict__.get("_state_key")
+        if key is None:
+            key = "ModelCheckpoint" + super().state_key[len(type(self).__qualname__) :]
+            self._state_key = key
+        return key
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         super().on_validation_end(trainer, pl_module)

@@ -87,28 +87,155 @@ class SaveOnInterrupt(Callback):
 
 
 class NonFiniteLossGuard(Callback):
-    """Stops training with a clear message when the loss is NaN or infinite, *before*
-    the backward pass and the optimiser step, so the weights (and the last checkpoint)
-    stay finite. Checking reads the loss on the host (one device sync per checked step);
-    ``every_n_steps`` checks less often on a GPU.
+    """Stops training with a clear message when the training loss is NaN or infinite.
+
+    Every step, in ``on_before_backward``, the guard records on the loss's device, without
+    a host synchronisation, the first global step whose loss is not finite: ``_first``, a
+    0-dim int64 tensor (-1 while every loss was finite), with that step's epoch
+    (``_first_epoch``, int64) and loss (``_first_loss``, float32), updated with
+    ``torch.where``. It reads this record on the host (one device sync) only on the
+    checked steps, those whose ``trainer.global_step`` is a multiple of ``every_n_steps``,
+    and raises :class:`NonFiniteLossError` when a non-finite loss was recorded.
+
+    - On a checked step a NaN loss of *that* step stops training before the backward
+      pass and the optimiser step, so the weights (and the last checkpoint) stay finite.
+    - A NaN loss on an unchecked step is found at the next check, ``every_n_steps - 1``
+      steps later at most, when the updates since may already have made the weights
+      non-finite; the message names the first bad step and its loss.
+    - No checkpoint is ever written after an unchecked NaN loss: the record is also read
+      (when steps went unchecked since the last read) in ``on_save_checkpoint``, which
+      Lightning calls while building the checkpoint, before the file is written (for
+      ``ModelCheckpoint``, ``trainer.save_checkpoint``, :class:`SaveOnInterrupt`, SLURM
+      requeue), and at the end of each training epoch, before validation and at the end
+      of training. Every checkpoint written is thus from before the first bad update.
+
+    The trade-off: checking every step costs one device sync per step (a stall of the
+    GPU's queue), nothing on the CPU. The default, ``every_n_steps=None``, checks every
+    step when the loss lives on the CPU and every ``trainer.log_every_n_steps`` steps
+    otherwise (resolved at the first step). ``every_n_steps=1`` stops before the first
+    bad update on any device; values below 1 count as 1.
+
+    The record is per fit (reset at the start of each fit), not checkpoint state; it is
+    per process (under DDP each rank checks its own loss).
+
+    Args:
+        every_n_steps: check every this many steps; ``None``: 1 on the CPU,
+            ``trainer.log_every_n_steps`` on a GPU.
     """
 
-    def __init__(self, every_n_steps: int = 1) -> None:
-        self.every = max(1, int(every_n_steps))
+    def __init__(self, every_n_steps: int | None = None) -> None:
+        self.every_n_steps = None if every_n_steps is None else max(1, int(every_n_steps))
+        #: the resolved check interval (``None`` until the first step of a fit in auto mode)
+        self.every: int | None = self.every_n_steps
+        self._reset()
+
+    def _reset(self) -> None:
+        self._first: torch.Tensor | None = None  # int64, 0-dim: first bad global step or -1
+        self._first_epoch: torch.Tensor | None = None  # int64, 0-dim: its epoch
+        self._first_loss: torch.Tensor | None = None  # float32, 0-dim: its loss
+        self._pending = False  # losses were recorded since the last host read
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._reset()  # before the sanity check, so a reused guard starts clean
+        self.every = self.every_n_steps
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._reset()
+        self.every = self.every_n_steps
 
     def on_before_backward(
         self, trainer: Trainer, pl_module: LightningModule, loss: torch.Tensor
     ) -> None:
-        if trainer.global_step % self.every or bool(torch.isfinite(loss.detach()).all()):
+        loss = loss.detach()
+        if self.every is None:
+            cpu = loss.device.type == "cpu"
+            self.every = 1 if cpu else max(1, int(trainer.log_every_n_steps))
+        step = trainer.global_step
+        checked = step % self.every == 0
+        if self.every == 1:  # every step is checked: read the loss directly (as cheap)
+            if not bool(torch.isfinite(loss).all()):
+                raise NonFiniteLossError(self._message_now(trainer, float(loss)))
             return
-        last = [str(p) for p in _checkpoints(trainer)]
-        where = f"the last good checkpoint is {last[-1]}" if last else "no checkpoint was saved yet"
+        self._record(trainer, loss)
+        if checked:
+            self._check(trainer, "at the check at", before_update=True)
+
+    def _record(self, trainer: Trainer, loss: torch.Tensor) -> None:
+        """Records the loss if it is the first non-finite one: device ops only, no sync."""
+        if self._first is None or self._first.device != loss.device:
+            self._first = torch.full((), -1, dtype=torch.int64, device=loss.device)
+            self._first_epoch = torch.full((), -1, dtype=torch.int64, device=loss.device)
+            self._first_loss = torch.zeros((), dtype=torch.float32, device=loss.device)
+        assert self._first_epoch is not None and self._first_loss is not None
+        new = ~torch.isfinite(loss).all() & (self._first < 0)
+        value = loss.float().reshape(()) if loss.numel() == 1 else loss.float().sum()
+        self._first = torch.where(new, trainer.global_step, self._first)
+        self._first_epoch = torch.where(new, trainer.current_epoch, self._first_epoch)
+        self._first_loss = torch.where(new, value, self._first_loss)
+        self._pending = True
+
+    def _read_first(self) -> int:
+        """The first non-finite step recorded, -1 if none: the guard's one host read."""
+        assert self._first is not None
+        return int(self._first)
+
+    def _check(self, trainer: Trainer, when: str, before_update: bool = False) -> None:
+        """Reads the record (one sync) and raises if a non-finite loss was recorded; the
+        record then stays pending, so no later checkpoint is written either."""
+        first = self._read_first()
+        if first < 0:
+            self._pending = False
+            return
+        assert self._first is not None
+        assert self._first_epoch is not None and self._first_loss is not None
+        value = float(self._first_loss)
+        if before_update and first == trainer.global_step:  # this step's loss: as every=1
+            raise NonFiniteLossError(self._message_now(trainer, value))
         raise NonFiniteLossError(
-            f"the training loss became {float(loss.detach())} at epoch {trainer.current_epoch}, "
-            f"step {trainer.global_step}; training stopped before the update, and {where}. "
-            "Lower the learning rate (optimizer.lr=...), check the data, or resume from that "
-            "checkpoint with ckpt_path=<file>"
+            f"the training loss became {value} at epoch {int(self._first_epoch)}, step {first}, "
+            f"found {when} step {trainer.global_step}: the guard checks the loss every "
+            f"{self.every} steps on this device ({self._first.device}), so the updates since "
+            f"step {first} may have made the weights non-finite; no checkpoint was written "
+            f"since, and {_last_good(trainer)}. Resume from that checkpoint with "
+            "ckpt_path=<file> and lower the learning rate (optimizer.lr=...) or check the "
+            "data; set callbacks.nonfinite_guard.every_n_steps=1 to stop before the first "
+            "bad update (at one device sync per step)"
         )
+
+    @staticmethod
+    def _message_now(trainer: Trainer, value: float) -> str:
+        """The message for a non-finite loss of the current step, found before its update."""
+        return (
+            f"the training loss became {value} at epoch {trainer.current_epoch}, "
+            f"step {trainer.global_step}; training stopped before the update, and "
+            f"{_last_good(trainer)}. Lower the learning rate (optimizer.lr=...), check the "
+            "data, or resume from that checkpoint with ckpt_path=<file>"
+        )
+
+    def _check_pending(self, trainer: Trainer, when: str) -> None:
+        if self._pending:  # steps went unchecked since the last read
+            self._check(trainer, when)
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._check_pending(trainer, "at the end of the epoch, at")
+
+    def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._check_pending(trainer, "before validation, at")
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._check_pending(trainer, "at the end of training, at")
+
+    def on_save_checkpoint(
+        self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        # Lightning calls this while it builds the checkpoint, before the file is written
+        # (CheckpointConnector.dump_checkpoint, then strategy.save_checkpoint)
+        self._check_pending(trainer, "before saving a checkpoint, at")
+
+
+def _last_good(trainer: Trainer) -> str:
+    last = [str(p) for p in _checkpoints(trainer)]
+    return f"the last good checkpoint is {last[-1]}" if last else "no checkpoint was saved yet"
 
 
 def _checkpoints(trainer: Trainer) -> list[Path]:

@@ -35,6 +35,7 @@ def run_evaluate(cfg: Any) -> dict[str, Any]:
 
     from lightrestore.build import build_from_checkpoint, instantiate, trainer_options
     from lightrestore.callbacks.plots import RunPlots
+    from lightrestore.callbacks.progress import ThrottledProgressBar
     from lightrestore.callbacks.results import ResultsWriter
     from lightrestore.cli.app import check_fresh_run_folder
     from lightrestore.cli.validation import validate
@@ -87,6 +88,8 @@ def run_evaluate(cfg: Any) -> dict[str, Any]:
     out_dir = cfg.paths.output_dir
     callbacks = [ResultsWriter(out_dir, extra=extra),
                  RunPlots(out_dir, title=f"{extra['experiment']} on {cfg.task.name}")]  # fmt: skip
+    if cfg.trainer.get("enable_progress_bar", True):
+        callbacks.append(ThrottledProgressBar())
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=False, default_root_dir=out_dir,
                           enable_checkpointing=False, **trainer_options(cfg, method))  # fmt: skip
     datamodule.setup("test")

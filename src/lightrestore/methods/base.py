@@ -145,7 +145,12 @@ class Method(LightningModule):
             extra = extra_measures(perceptual_metrics)
         object.__setattr__(self, "extra_measures", extra)
         self.n_test_levels = int(n_test_levels)
-        self.train_loss = MeanMetric()
+        self.train_loss = MeanMetric()  # the epoch mean over ranks (one update per epoch)
+        #: this epoch's sum of batch-weighted losses on the device, and their weight
+        self._loss_sum: Tensor | None = None
+        self._loss_weight = 0
+        #: the loss's modules with a schedule (``set_optimizer_step``), found once
+        self._scheduled_losses: list[nn.Module] | None = None
         self.val_metrics = self._level_metrics(n_val_levels)
         self.test_scores = OutputScores(
             partial(self._level_metrics, self.n_test_levels), self.scored_outputs, ["default"]
@@ -283,10 +288,13 @@ class Method(LightningModule):
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         """Losses with a schedule (PSPL) learn the optimisation step before every batch
         (``set_optimizer_step``). A subclass that overrides this hook calls ``super()``."""
-        if isinstance(self.loss, nn.Module):
-            for m in self.loss.modules():  # a handful of modules: no measurable cost
-                if hasattr(m, "set_optimizer_step"):
-                    m.set_optimizer_step(self.optimizer_steps)
+        if self._scheduled_losses is None:
+            modules = self.loss.modules() if isinstance(self.loss, nn.Module) else ()
+            self._scheduled_losses = [m for m in modules if hasattr(m, "set_optimizer_step")]
+        if self._scheduled_losses:
+            step = self.optimizer_steps
+            for m in self._scheduled_losses:
+                m.set_optimizer_step(step)
 
     def logs_this_step(self) -> bool:
         """True on the training steps whose values reach the loggers (every
@@ -313,9 +321,16 @@ class Method(LightningModule):
     def log_train_loss(self, loss: Tensor, batch_size: int) -> None:
         """``train/loss_step`` (this rank, no sync, on the logged steps: :meth:`log_step`),
         the loss's own values (PSPL's delta and attention statistics) likewise, and
-        ``train/loss``: the epoch mean over ranks, accumulated on the device every step and
-        logged once at the end of the epoch (synced then by torchmetrics)."""
-        self.train_loss.update(loss.detach(), weight=batch_size)
+        ``train/loss``: the epoch mean over ranks, accumulated on the device every step (no
+        host read: a torchmetrics update per step would check for NaN on the host, a device
+        sync per step on a GPU) and logged once at the end of the epoch (synced then by
+        torchmetrics). A non-finite loss makes the epoch mean non-finite."""
+        value = loss.detach().float() * batch_size
+        if self._loss_sum is None or self._loss_sum.device != value.device:
+            self._loss_sum = value
+        else:
+            self._loss_sum.add_(value)
+        self._loss_weight += int(batch_size)
         if not self.logs_this_step():
             return
         self.log_step({"train/loss_step": loss}, prog_bar=True)
@@ -327,10 +342,13 @@ class Method(LightningModule):
     def on_train_epoch_end(self) -> None:
         """Logs ``train/loss``, the epoch's mean loss over ranks (a subclass that overrides
         this hook calls ``super()``)."""
-        if self.train_loss.update_count > 0:
-            mean = self.train_loss.compute()  # synced over ranks by torchmetrics
+        if self._loss_sum is not None and self._loss_weight > 0:
+            w = self._loss_weight
+            self.train_loss.update(self._loss_sum / w, weight=w)
+            mean = self.train_loss.compute()  # the weighted mean over ranks (torchmetrics sync)
             self.log("train/loss", mean, on_step=False, on_epoch=True, sync_dist=True)
         self.train_loss.reset()
+        self._loss_sum, self._loss_weight = None, 0
 
     # ------------------------------------------------------------------ validation
     def validation_step(self, batch: RestorationBatch, batch_idx: int) -> None:
