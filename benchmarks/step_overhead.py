@@ -12,11 +12,13 @@ median of those per-step ratios. A machine whose speed drifts by tens of percent
 seconds (a shared 2-core VM) slows both sides of a pair alike, which windows timed one after
 the other cannot offer. On a GPU, where a step is asynchronous, each side is timed over its
 own window (the mean, one device synchronisation at each end). Trainer construction and
-start-up (until the first batch) are timed apart. The Lightning side runs as a run does: the run's callbacks (checkpointing and
-the progress bar included, its output discarded), the run's profiler choice and CSV logging;
-again without any callback; and a minimal LightningModule (the same network, loss,
-optimiser, loader and corruption in ``training_step``, no callback, no logger) shows the
-floor Lightning's own loop sets. Repeats alternate the variants so machine noise hits all
+start-up (until the first batch) are timed apart.
+
+The Lightning side runs as a run does: the run's callbacks (checkpointing and the progress
+bar included, its output discarded), the run's profiler choice and CSV logging; again
+without any callback; and a minimal LightningModule (the same network, loss, optimiser,
+loader and corruption in ``training_step``, no callback, no logger) shows the floor
+Lightning's own loop sets. Repeats alternate the variants so machine noise hits all
 alike; every ratio is printed with its min / median / max over the repeats, and a verdict
 only when that spread is within the margin to the target.
 

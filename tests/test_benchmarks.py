@@ -47,3 +47,19 @@ def test_a_tiny_run_reports_every_row(monkeypatch, one_thread):
     ]  # fmt: skip
     assert all(r.value is not None and r.value > 0 for r in rows)
     assert "steps 2-4, batch 8" in rows[0].note
+
+
+def test_paired_steps_divide_each_lightning_step_by_the_hand_step_beside_it(monkeypatch):
+    # step ends and hand-step ends at hand-worked times: window steps 2..4; step 2 only
+    # starts the pairing; step 3 took 2.5 - 1.5 = 1.0 s and its hand step 0.5 s (ratio 2),
+    # step 4 took 4.0 - 3.0 = 1.0 s and its hand step 1.0 s (ratio 1)
+    times = iter([1.0, 1.5, 2.5, 3.0, 4.0, 5.0])
+    monkeypatch.setattr(step_overhead.time, "perf_counter", lambda: next(times))
+    hand_calls: list[int] = []
+    clock = step_overhead.WindowClock(2, 4, hand=lambda: hand_calls.append(1))
+    for n in (2, 3, 4):
+        clock.tick(n)
+    assert len(hand_calls) == 3
+    assert clock.light == [1.0, 1.0] and clock.hand_steps == [0.5, 1.0]
+    assert clock.ratio() == pytest.approx(1.5)  # the median of 2.0 and 1.0
+    assert clock.per_step() == pytest.approx(1.0)
