@@ -23,6 +23,7 @@ alike; every ratio is printed with its min / median / max over the repeats, and 
 only when that spread is within the margin to the target.
 
     python -m benchmarks.step_overhead [--regime short|paper|both] [--repeats 5] [--threads N]
+    python -m benchmarks.step_overhead --profile [--regime short]   # where a step's host time goes
 """
 
 from __future__ import annotations
@@ -339,6 +340,65 @@ def run_regime(regime: str, repeats: int, extra: tuple[str, ...] = ()) -> list[R
     return rows
 
 
+#: per-step host work the profile reports: (label, file part, function name)
+PROFILED = (
+    ("callback hook dispatch (cumulative)", "trainer/call.py", "_call_callback_hooks"),
+    ("Lightning profiler contexts (generator per hook call)", "contextlib.py", "helper"),
+    ("progress bar on_train_batch_end", "tqdm_progress.py", "on_train_batch_end"),
+    ("progress bar get_metrics", "progress_bar.py", "get_metrics"),
+    ("Method.log_train_loss", "methods/base.py", "log_train_loss"),
+    ("torchmetrics update (host NaN check)", "torchmetrics/metric.py", "wrapped_func"),
+    ("Method.on_train_batch_start", "methods/base.py", "on_train_batch_start"),
+    ("NonFiniteLossGuard.on_before_backward", "reliability.py", "on_before_backward"),
+    ("ModelCheckpoint.state_key", "model_checkpoint.py", "state_key"),
+    ("ModelCheckpoint.on_train_batch_end", "model_checkpoint.py", "on_train_batch_end"),
+    ("fetch the next batch (Lightning's fetcher)", "loops/fetchers.py", "__next__"),
+    ("DataModule.on_after_batch_transfer (corruption)", "data/datamodule.py", "on_after_batch_transfer"),
+)  # fmt: skip
+
+
+def profile_steps(regime: str = "short") -> list[str]:
+    """cProfile of one window of the regime's steps, the run's callbacks, against the hand
+    loop: Python calls and time per step under the profiler, and the per-step calls and
+    cumulative time of each entry of :data:`PROFILED` (the profiler inflates Python work:
+    read the figures side by side, not as wall times)."""
+    import cProfile
+    import pstats
+
+    first, last = WINDOWS[regime]
+    objs = build(*REGIMES[regime])
+    objs["datamodule"].setup("fit")
+    lightning_window(objs, first, last, True)  # warm-up
+    hand_window(objs, first, last)
+
+    def profiled(fn: Callable[[], object]) -> pstats.Stats:
+        prof = cProfile.Profile()
+        prof.enable()
+        fn()
+        prof.disable()
+        return pstats.Stats(prof)
+
+    ours = profiled(lambda: lightning_window(objs, first, last, True))
+    hand = profiled(lambda: hand_window(objs, first, last))
+    n = last  # both profiles cover ``last`` steps (and the Trainer's start, for ours)
+    calls = [sum(v[1] for v in st.stats.values()) / n for st in (ours, hand)]  # type: ignore[attr-defined]
+    lines = [
+        f"{regime} steps 1-{last}, run's callbacks, under cProfile:",
+        f"Python calls per step: lightrestore {calls[0]:.0f}, hand loop {calls[1]:.0f}",
+        f"time per step: lightrestore {ours.total_tt / n * 1e3:.2f} ms, "  # type: ignore[attr-defined]
+        f"hand loop {hand.total_tt / n * 1e3:.2f} ms",  # type: ignore[attr-defined]
+        "| per step | calls | cumulative (us) |",
+        "|---|---|---|",
+    ]
+    for label, part, name in PROFILED:
+        count = cum = 0.0
+        for (path, _, func), (_, ncalls, _, cumtime, _) in ours.stats.items():  # type: ignore[attr-defined]
+            if part in path and func == name:
+                count, cum = count + ncalls, cum + cumtime
+        lines.append(f"| {label} | {count / n:.2f} | {cum / n * 1e6:.0f} |")
+    return lines
+
+
 def run(regime: str = "both", repeats: int = 5) -> list[Row]:
     regimes = ("short", "paper") if regime == "both" else (regime,)
     rows: list[Row] = []
@@ -352,9 +412,13 @@ def main(argv: list[str] | None = None) -> list[Row]:
     p.add_argument("--regime", choices=("short", "paper", "both"), default="both")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--profile", action="store_true", help="where a step's host time goes")
     a = p.parse_args(argv)
     if a.threads > 0:  # one thread: steadier figures on a small shared machine
         torch.set_num_threads(a.threads)
+    if a.profile:
+        print("\n".join(profile_steps("short" if a.regime == "both" else a.regime)))
+        return []
     rows = run(a.regime, a.repeats)
     for r in rows:
         print(" | ".join(r.cells()))

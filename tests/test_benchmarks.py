@@ -63,3 +63,16 @@ def test_paired_steps_divide_each_lightning_step_by_the_hand_step_beside_it(monk
     assert clock.light == [1.0, 1.0] and clock.hand_steps == [0.5, 1.0]
     assert clock.ratio() == pytest.approx(1.5)  # the median of 2.0 and 1.0
     assert clock.per_step() == pytest.approx(1.0)
+
+
+def test_the_profile_reports_each_per_step_entry(monkeypatch, one_thread, capsys):
+    monkeypatch.setitem(step_overhead.WINDOWS, "short", (2, 4))
+    monkeypatch.setitem(step_overhead.REGIMES, "short",
+                        (*step_overhead.REGIMES["short"][:-1], "data.train_samples_per_epoch=48"))  # fmt: skip
+    assert step_overhead.main(["--profile", "--regime", "short"]) == []
+    out = capsys.readouterr().out
+    assert "short steps 1-4, run's callbacks, under cProfile" in out
+    # once a step over the 4 steps: the bar's batch-end hook and the method's loss logging
+    assert "| progress bar on_train_batch_end | 1.00 |" in out
+    assert "| Method.log_train_loss | 1.00 |" in out
+    assert out.count("\n| ") == len(step_overhead.PROFILED) + 1  # the header and each entry
