@@ -35,6 +35,7 @@ from lightrestore.models.lpips_nets import (
     LinearLayers,
     backbone,
 )
+from lightrestore.models.weights_file import few, read_state_file
 
 NETS = ("alex", "vgg")
 #: LPIPS's scaling layer, applied to images in [-1, 1]
@@ -141,13 +142,7 @@ def _read(path: Any, key: str, expected: str) -> Mapping[str, Any]:
         raise ConfigError(
             f"{key}: file not found: {file}; download {expected} once and name it here"
         )
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as e:  # not a torch file, truncated, pickled objects
-        raise ConfigError(
-            f"{key}: cannot read {file} ({type(e).__name__}: {str(e)[:200]}); expected {expected}, "
-            "a state dict saved with torch.save"
-        ) from e
+    state = read_state_file(file, key, expected)
     if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
         state = state["state_dict"]
     if not isinstance(state, Mapping) or not all(isinstance(k, str) for k in state):
@@ -156,10 +151,6 @@ def _read(path: Any, key: str, expected: str) -> Mapping[str, Any]:
             f"to tensors); expected {expected}"
         )
     return state
-
-
-def _few(items: list[str], n: int = 4) -> str:
-    return ", ".join(items[:n]) + (f", ... ({len(items)} in all)" if len(items) > n else "")
 
 
 def _fit(
@@ -176,7 +167,7 @@ def _fit(
         for k, v in mine.items()
         if k in theirs and (not isinstance(theirs[k], Tensor) or theirs[k].shape != v.shape)
     ]
-    problems = [f"{what} {_few(keys)}" for what, keys in
+    problems = [f"{what} {few(keys, 4)}" for what, keys in
                 (("missing", missing), ("unexpected", unexpected), ("wrong shapes", wrong)) if keys]  # fmt: skip
     if problems:
         raise ConfigError(f"{key}: {file} does not fit: {'; '.join(problems)}. Expected {expected}")
@@ -222,7 +213,7 @@ def load_lpips(
     negative = [k for k, v in fit.items() if bool((v < 0).any())]
     if negative:
         raise ConfigError(
-            f"{lkey}: {linear_weights} has negative weights in {_few(negative)}: LPIPS's linear "
+            f"{lkey}: {linear_weights} has negative weights in {few(negative, 4)}: LPIPS's linear "
             f"layers are non-negative; expected {expected}"
         )
     model.lins.load_state_dict(fit)

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from lightrestore.errors import ConfigError
+from lightrestore.models.weights_file import few, read_state_file
 
 #: VGG configuration "A" (VGG-11): output channels of each 3×3 conv, "M" a 2×2 max-pool
 CFG_A: tuple[int | str, ...] = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
@@ -155,18 +156,18 @@ def load_vgg_state(
     if missing or unexpected or wrong:
         problems = []
         if missing:
-            problems.append(f"missing {_few(missing)}")
+            problems.append(f"missing {few(missing)}")
         if unexpected:
-            problems.append(f"unexpected {_few(unexpected)}")
+            problems.append(f"unexpected {few(unexpected)}")
         if wrong:
-            problems.append(f"wrong shapes {_few(wrong)}")
+            problems.append(f"wrong shapes {few(wrong)}")
         hint = ""
         if state and not any(k.endswith("running_mean") for k in state):
             hint = (
                 " (it has no BatchNorm statistics: is it VGG without batch normalisation, vgg11?)"
             )
         elif state and not any(k.startswith("features.") for k in state):
-            hint = f" (no 'features.*' keys; its keys begin {_few(list(state), 3)})"
+            hint = f" (no 'features.*' keys; its keys begin {few(list(state), 3)})"
         raise ConfigError(
             f"{source} does not fit VGG-11 with batch normalisation in torchvision's layout"
             f"{hint}: {'; '.join(problems)}. Use torchvision's vgg11_bn ImageNet weights "
@@ -182,19 +183,10 @@ def load_vgg_file(model: VGGFeatures, path: str | Path) -> None:
     path = Path(path).expanduser()
     if not path.is_file():
         raise ConfigError(f"VGG-11-BN weights file '{path}' does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # not a torch file, truncated, pickled objects
-        raise ConfigError(
-            f"cannot read VGG-11-BN weights '{path}' ({type(e).__name__}: {str(e)[:200]}): give "
-            "torchvision's vgg11_bn state dict (vgg11_bn-8dd8db1b.pth) as saved with torch.save"
-        ) from e
+    state = read_state_file(
+        path, "VGG-11-BN weights", "torchvision's vgg11_bn state dict (vgg11_bn-8dd8db1b.pth)"
+    )
     load_vgg_state(model, state, source=f"VGG-11-BN weights '{path}'")
-
-
-def _few(items: list[str], n: int = 5) -> str:
-    shown = ", ".join(items[:n])
-    return shown + (f", ... ({len(items)} in all)" if len(items) > n else "")
 
 
 __all__ = [
